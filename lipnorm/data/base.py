@@ -1,0 +1,119 @@
+"""The loader contract every dataset module follows, and the tf.data pipelines."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from lipnorm.errors import LipnormError
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What a model and a report need to know about a dataset.
+
+    Images leave the pipeline as float32 in [0, 1] (the range the noise
+    generators assume); per-channel `mean`/`std` are applied inside the model,
+    so exported models take [0, 1] images.
+    """
+
+    name: str
+    image_shape: tuple[int, int, int]
+    num_classes: int
+    train_size: int
+    test_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    test_source: str  # "official test split" or "held out N training examples"
+
+
+@dataclasses.dataclass
+class Splits:
+    """Unbatched (image float32 [0, 1], label int32) datasets and their description."""
+
+    train: tf.data.Dataset
+    test: tf.data.Dataset
+    info: DatasetInfo
+
+
+Augment = Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
+
+
+def from_arrays(
+    name: str,
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    scale: float,
+    test_source: str,
+) -> Splits:
+    """Builds Splits from in-memory (N, H, W[, C]) arrays; values / scale give [0, 1]."""
+    (x_train, y_train), (x_test, y_test) = train, test
+    for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        if len(x) != len(y):
+            raise LipnormError(
+                f"{name}: the {split} split has {len(x)} images but {len(y)} labels"
+            )
+        if len(x) == 0:
+            raise LipnormError(f"{name}: the {split} split is empty")
+    if x_train.ndim == 3:
+        x_train, x_test = x_train[..., None], x_test[..., None]
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    x_float = x_train.astype(np.float64) / scale
+    axes = (0, 1, 2)
+    info = DatasetInfo(
+        name=name,
+        image_shape=tuple(int(d) for d in x_train.shape[1:]),
+        num_classes=num_classes,
+        train_size=len(x_train),
+        test_size=len(x_test),
+        mean=tuple(float(v) for v in x_float.mean(axis=axes)),
+        std=tuple(float(v) for v in x_float.std(axis=axes)),
+        test_source=test_source,
+    )
+
+    def to_dataset(x: np.ndarray, y: np.ndarray) -> tf.data.Dataset:
+        ds = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32)))
+        return ds.map(
+            lambda img, label: (tf.cast(img, tf.float32) / scale, label),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
+    return Splits(to_dataset(x_train, y_train), to_dataset(x_test, y_test), info)
+
+
+def hold_out(
+    train: tuple[np.ndarray, np.ndarray], count: int, name: str
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Splits the last `count` training examples off as the test split."""
+    x, y = train
+    if not 0 < count < len(x):
+        raise LipnormError(
+            f"{name}: --holdout={count} must be between 1 and the training set size - 1 ({len(x) - 1})"
+        )
+    return (x[:-count], y[:-count]), (x[-count:], y[-count:])
+
+
+def train_pipeline(
+    ds: tf.data.Dataset,
+    batch_size: int,
+    seed: int,
+    augment: Optional[Augment] = None,
+    shuffle_buffer: int = 50_000,
+) -> tf.data.Dataset:
+    """Shuffles (reshuffled every epoch), augments, batches with drop_remainder, prefetches.
+
+    drop_remainder keeps every training batch at `batch_size`, so LocalNorm's
+    groups always have the same size.
+    """
+    ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if augment is not None:
+        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def eval_pipeline(ds: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
+    """Batches every example (the last batch may be short) and prefetches."""
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

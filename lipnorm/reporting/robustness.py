@@ -1,0 +1,104 @@
+"""robustness.csv / .md / .png: one row per evaluation cell."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from typing import Sequence
+
+from lipnorm.atomic import atomic_path, write_text
+from lipnorm.errors import LipnormError
+from lipnorm.evaluation.grid import Row
+
+CSV_NAME, MD_NAME, PNG_NAME = "robustness.csv", "robustness.md", "robustness.png"
+
+
+def variant(row: Row) -> str:
+    """The evaluation variant a row belongs to, e.g. 'voting' or 'standard+partial'."""
+    return row.mode if row.adapt == "none" else f"{row.mode}+{row.adapt}"
+
+
+def write_csv(rows: Sequence[Row], path: str) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(Row.COLUMNS)
+    for r in rows:
+        writer.writerow([r.noise, f"{r.severity:g}", r.mode, r.adapt, f"{r.accuracy:.6f}",
+                         "" if math.isnan(r.shift) else f"{r.shift:.6f}", r.examples])
+    write_text(path, buf.getvalue())
+
+
+def read_csv(path: str) -> list[Row]:
+    if not os.path.isfile(path):
+        raise LipnormError(f"{path} does not exist: run an evaluation first (python main.py --mode=evaluate --model_dir=...)")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = set(Row.COLUMNS) - set(reader.fieldnames or ())
+        if missing:
+            raise LipnormError(f"{path} lacks the columns {', '.join(sorted(missing))}")
+        return [
+            Row(d["noise"], float(d["severity"]), d["mode"], d["adapt"], float(d["accuracy"]),
+                float(d["shift"]) if d["shift"] else math.nan, int(d["examples"]))
+            for d in reader
+        ]
+
+
+def markdown(rows: Sequence[Row]) -> str:
+    """A table: one line per (noise, severity), one accuracy column per variant, plus shift."""
+    variants = list(dict.fromkeys(variant(r) for r in rows))
+    cells = list(dict.fromkeys((r.noise, r.severity) for r in rows))
+    acc = {(r.noise, r.severity, variant(r)): r.accuracy for r in rows}
+    shift = {(r.noise, r.severity): r.shift for r in rows}
+    has_shift = any(not math.isnan(v) for v in shift.values())
+    header = ["noise", "severity"] + [f"acc {v}" for v in variants] + (["shift"] if has_shift else [])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for noise, severity in cells:
+        values = [noise, f"{severity:g}"]
+        values += [f"{100 * acc[noise, severity, v]:.2f}" if (noise, severity, v) in acc else "" for v in variants]
+        if has_shift:
+            s = shift[noise, severity]
+            values.append("" if math.isnan(s) else f"{s:.3f}")
+        lines.append("| " + " | ".join(values) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: Sequence[Row], path: str, title: str = "") -> None:
+    """One panel per variant; in each, accuracy vs severity, one line per noise type (clean at 0)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    variants = list(dict.fromkeys(variant(r) for r in rows))
+    noises = [n for n in dict.fromkeys(r.noise for r in rows) if n != "clean"]
+    fig, axes = plt.subplots(1, len(variants), figsize=(4.5 * len(variants), 3.6), squeeze=False)
+    for ax, v in zip(axes[0], variants):
+        mine = [r for r in rows if variant(r) == v]
+        clean = [r.accuracy for r in mine if r.noise == "clean"]
+        for noise in noises:
+            pts = sorted((r.severity, r.accuracy) for r in mine if r.noise == noise)
+            if clean:
+                pts = [(0.0, clean[0])] + pts
+            ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], marker="o", label=noise)
+        ax.set_title(v)
+        ax.set_xlabel("severity")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+        if noises:
+            ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def write_report(rows: Sequence[Row], model_dir: str, title: str = "") -> None:
+    """robustness.csv, .md and .png in `model_dir`."""
+    write_csv(rows, os.path.join(model_dir, CSV_NAME))
+    write_text(os.path.join(model_dir, MD_NAME), markdown(rows))
+    plot(rows, os.path.join(model_dir, PNG_NAME), title)

@@ -1,0 +1,1 @@
+"""One thin trainer per dataset: its defaults, then library calls."""
