@@ -238,7 +238,7 @@ def estimate_and_store(
             forward(images)
             collector.images += int(images.shape[0])
         n = collector.images
-        w_source = 0.0 if not prior else prior / (prior + n)
+        w_source = 1.0 if prior is None else prior / (prior + n)
         for layer, sink in zip(collector.layers, collector.sinks):
             mean = w_source * np.asarray(layer.moving_mean) + (1 - w_source) * sink.mean.numpy()
             var = w_source * np.asarray(layer.moving_variance) + (1 - w_source) * sink.variance()

@@ -143,7 +143,7 @@ class LocalNorm(keras.layers.Layer):
         moved_shape = ops.shape(x)
         channels = x.shape[-1]
         batch = moved_shape[0]
-        _check_divisible(batch, self.groups)
+        x = _check_divisible(x, batch, self.groups)
         # (B, ..., C) -> (K, m, P, C): statistics over the m examples and the P positions.
         grouped = ops.reshape(x, (self.groups, -1, _positions(x), channels))
         mean, variance = ops.moments(grouped, axes=[1, 2], keepdims=True)
@@ -189,20 +189,23 @@ def _positions(x):
     return size
 
 
-def _check_divisible(batch, groups: int) -> None:
+def _check_divisible(x, batch, groups: int):
+    """Returns x, after a check (at trace time if the batch is static, else at run time)."""
     if groups == 1:
-        return
+        return x
     if isinstance(batch, int):
         if batch % groups:
             raise ValueError(_divisibility_message(batch, groups))
-        return
+        return x
     import tensorflow as tf  # dynamic batch: only a runtime check can see it
 
-    tf.debugging.assert_equal(
+    check = tf.debugging.assert_equal(
         tf.math.floormod(batch, groups),
         tf.cast(0, batch.dtype),
         message=_divisibility_message("this batch", groups),
     )
+    with tf.control_dependencies([check]):
+        return tf.identity(x)
 
 
 def _divisibility_message(batch, groups: int) -> str:

@@ -1,0 +1,65 @@
+import keras
+import numpy as np
+import pytest
+
+from lipnorm.layers import AdaptiveBN
+
+
+def _layer(prior, channels=3, seed=0):
+    layer = AdaptiveBN(prior=prior)
+    layer.build((None, 4, 4, channels))
+    r = np.random.default_rng(seed)
+    layer.set_weights([r.normal(1, .2, channels), r.normal(0, .2, channels),
+                       r.normal(0, 1, channels), r.uniform(0.5, 2, channels)])
+    return layer
+
+
+def _reference(layer, x, prior):
+    gamma, beta, mu_s, var_s = (np.asarray(w, np.float64) for w in layer.get_weights())
+    n = x.shape[0]
+    mu_t, var_t = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))
+    w = prior / (prior + n)
+    mu, var = w * mu_s + (1 - w) * mu_t, w * var_s + (1 - w) * var_t
+    return gamma * (x - mu) / np.sqrt(var + layer.epsilon) + beta
+
+
+@pytest.mark.parametrize("prior", [0.0, 1.0, 16.0, 128.0])
+@pytest.mark.parametrize("n", [1, 8, 32])
+def test_blend_matches_numpy(prior, n):
+    layer = _layer(prior)
+    x = np.random.default_rng(n).normal(0.5, 2, (n, 4, 4, 3)).astype("float32")
+    np.testing.assert_allclose(layer(x), _reference(layer, x, prior), atol=1e-4)
+
+
+def test_prior_none_is_batchnorm():
+    layer = _layer(None)
+    bn = keras.layers.BatchNormalization()
+    bn.build((None, 4, 4, 3))
+    bn.set_weights(layer.get_weights())
+    x = np.random.default_rng(5).normal(size=(8, 4, 4, 3)).astype("float32")
+    np.testing.assert_array_equal(layer(x), bn(x))
+    assert [w.name for w in layer.weights] == [w.name for w in bn.weights]
+    assert AdaptiveBN(prior=float("inf")).prior is None
+
+
+def test_prior_zero_is_batch_statistics():
+    layer = _layer(0.0)
+    bn = keras.layers.BatchNormalization()
+    bn.build((None, 4, 4, 3))
+    bn.set_weights(layer.get_weights())
+    x = np.random.default_rng(6).normal(size=(8, 4, 4, 3)).astype("float32")
+    np.testing.assert_allclose(layer(x), bn(x, training=True), atol=1e-5)
+
+
+def test_training_is_batchnorm_training():
+    layer = _layer(16.0)
+    before = np.asarray(layer.moving_mean).copy()
+    layer(np.ones((4, 4, 4, 3), "float32") * 7, training=True)
+    assert not np.allclose(before, layer.moving_mean)
+
+
+def test_negative_prior_and_config():
+    with pytest.raises(ValueError, match="prior >= 0"):
+        AdaptiveBN(prior=-1)
+    layer = AdaptiveBN(prior=8, momentum=0.9)
+    assert AdaptiveBN.from_config(layer.get_config()).prior == 8.0

@@ -1,0 +1,96 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lipnorm import adaptation
+from lipnorm.errors import LipnormError
+from lipnorm.evaluation import bn_shift, wasserstein
+
+
+def _model():
+    inputs = keras.Input((4, 4, 2))
+    x = keras.layers.BatchNormalization(name="bn1")(inputs)
+    x = keras.layers.Conv2D(3, 1, name="c")(x)
+    x = keras.layers.BatchNormalization(name="bn2")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(3)(x))
+
+
+X = np.random.default_rng(0).normal(2.0, 3.0, (70, 4, 4, 2)).astype("float32")
+
+
+def test_streaming_statistics_equal_the_concatenated_set():
+    model = _model()
+    adaptive = adaptation.convert.batchnorm_to_adaptive(model, 0.0)
+    collector = adaptation.StatisticsCollector(adaptive)
+    forward = tf.function(lambda x: adaptive(x, training=False))
+    for batch in adaptation.as_batches(X, 16):  # 16, 16, 16, 16, 6
+        forward(batch)
+    mean, var = collector.statistics()["bn1"]
+    np.testing.assert_allclose(mean, X.mean(axis=(0, 1, 2)), rtol=1e-6)
+    np.testing.assert_allclose(var, X.var(axis=(0, 1, 2)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("prior, samples", [(0.0, None), (16.0, 32), (None, 32)])
+def test_fixed_stores_blended_statistics(prior, samples):
+    model = _model()
+    adapted = adaptation.adapt(model, X, scenario="fixed", prior=prior, samples=samples, batch_size=16)
+    bn = adapted.model.get_layer("bn1")
+    assert type(bn) is keras.layers.BatchNormalization
+    used = X[:samples] if samples else X
+    n = len(used)
+    w = 1.0 if prior is None else prior / (prior + n)
+    np.testing.assert_allclose(bn.moving_mean, w * 0 + (1 - w) * used.mean(axis=(0, 1, 2)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(bn.moving_variance, w * 1 + (1 - w) * used.var(axis=(0, 1, 2)), rtol=1e-5)
+    # the source model is untouched
+    np.testing.assert_array_equal(model.get_layer("bn1").moving_mean, np.zeros(2))
+
+
+def test_adhoc_and_partial_adapt_per_set():
+    model = _model()
+    partial = adaptation.adapt(model, scenario="partial", prior=0.0, batch=5)
+    out = partial.predict(X[:10])
+    # the same set alone gives the same answer: sets do not see each other
+    np.testing.assert_allclose(out[5:10], partial.predict(X[5:10]), atol=1e-5)
+    adhoc = adaptation.adapt(model, scenario="adhoc", prior=16.0)
+    single = adhoc.predict(X[:4])
+    np.testing.assert_allclose(single[1:2], adhoc.predict(X[1:2]), atol=1e-5)
+
+
+def test_bad_inputs(caplog):
+    model = _model()
+    plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    with pytest.raises(LipnormError, match="no BatchNormalization"):
+        adaptation.adapt(plain, scenario="partial")
+    with pytest.raises(LipnormError, match="prior N must be >= 0"):
+        adaptation.adapt(model, scenario="partial", prior=-1.0)
+    with pytest.raises(LipnormError, match="shape"):
+        adaptation.adapt(model, np.zeros((4, 5, 5, 2)), scenario="fixed")
+    with pytest.raises(LipnormError, match="empty"):
+        adaptation.adapt(model, np.zeros((0, 4, 4, 2)), scenario="fixed")
+    with pytest.raises(LipnormError, match="numeric"):
+        adaptation.adapt(model, np.array([["a"]]), scenario="fixed")
+    with pytest.raises(LipnormError, match="empty"):
+        adaptation.adapt(model, tf.data.Dataset.from_tensor_slices(np.zeros((0, 4, 4, 2), "float32")), scenario="fixed")
+    inputs = keras.Input((3,))
+    dense = keras.Model(inputs, keras.layers.BatchNormalization(name="dbn")(inputs))
+    with caplog.at_level("WARNING"):
+        adaptation.adapt(dense, scenario="adhoc", prior=0.0)
+    assert "dbn" in caplog.text
+
+
+def test_wasserstein_formula():
+    raw, norm = wasserstein([0, 0], [1, 4], [1, 0], [4, 4], epsilon=0.0)
+    # terms: (0-1)^2 + (1-2)^2 = 2 ; 0 + 0 = 0
+    assert raw == pytest.approx(np.sqrt(2))
+    assert norm == pytest.approx(np.sqrt((2 / 1 + 0 / 4) / 2))
+
+
+def test_shift_grows_with_noise():
+    model = _model()
+    clean = np.random.default_rng(1).normal(0, 1, (64, 4, 4, 2)).astype("float32")
+    near = bn_shift(model, clean)
+    far = bn_shift(model, clean * 3 + 2)
+    assert set(near.per_layer) == {"bn1", "bn2"}
+    assert near.per_layer["bn1"] < 0.2 < far.per_layer["bn1"]
