@@ -124,6 +124,8 @@ class LipschitzModel(keras.Model):
         from keras.src.losses.loss import scale_loss_for_distribution, unscale_loss_for_distribution
 
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        moving = self._moving_statistics()
+        before = [tf.identity(v.value) for v in moving]
         with tf.GradientTape() as tape:
             y_pred = self(x, training=True)
             task_loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
@@ -140,7 +142,9 @@ class LipschitzModel(keras.Model):
             self.optimizer.apply(grads, self.trainable_variables)
             return tf.constant(True)
 
-        def skip():
+        def skip():  # no weight update, and BN statistics as they were before the batch
+            for v, value in zip(moving, before):
+                v.assign(value)
             self.skipped_batches.assign_add(1)
             return tf.constant(False)
 
