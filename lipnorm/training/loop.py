@@ -205,7 +205,9 @@ def train_and_evaluate(config: RunConfig, augment=None) -> dict:
             os.path.join(log_dir, "probe"), images, labels, probe_cells,
             config.eval_batch_size or config.batch_size, config.clip_noise, config.seed,
         ))
-    history = model.fit(train, validation_data=val, epochs=config.epochs, callbacks=callbacks, verbose=config.verbose)
+    history = model.fit(
+        train, validation_data=val, epochs=config.epochs, callbacks=callbacks, verbose=config.verbose, shuffle=False
+    )  # tf.data already reshuffles every epoch
     rows = evaluate_model(model, config, splits)
     paths = export_lib.export(model, config.model_dir)
     skipped = int(model.skipped_batches.numpy()) if isinstance(model, LipschitzModel) else 0

@@ -1,0 +1,59 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lipnorm import export
+from lipnorm.layers import AdaptiveBN, LocalNorm
+from lipnorm.loading import load_model
+from lipnorm.errors import LipnormError
+
+
+def _model(norm):
+    inputs = keras.Input((5, 5, 1))
+    x = keras.layers.Conv2D(3, 3)(inputs)
+    x = {"local": lambda: LocalNorm(4), "adaptive": lambda: AdaptiveBN(prior=8.0),
+         "batch": keras.layers.BatchNormalization}[norm]()(x)
+    x = keras.layers.Flatten()(x)
+    return keras.Model(inputs, keras.layers.Dense(2)(x))
+
+
+@pytest.mark.parametrize("norm", ["batch", "local", "adaptive"])
+def test_keras_and_saved_model_round_trip(norm, tmp_path):
+    model = _model(norm)
+    x = np.random.default_rng(0).uniform(size=(8, 5, 5, 1)).astype("float32")
+    paths = export.export(model, str(tmp_path))
+    expected = model(x, training=False).numpy()
+    np.testing.assert_allclose(load_model(paths["keras"])(x, training=False), expected, atol=1e-6)
+    loaded = tf.saved_model.load(paths["saved_model"])  # keep a reference: it owns the variables
+    served = loaded.serve(tf.constant(x)).numpy()
+    np.testing.assert_allclose(served, expected, atol=1e-6)
+    # exporting again replaces the previous export whole
+    export.export(model, str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras", "saved_model"]
+
+
+def test_saved_model_pads_localnorm_batches(tmp_path):
+    model = _model("local")
+    export.export_saved_model(model, str(tmp_path / "sm"))
+    x = np.random.default_rng(1).uniform(size=(6, 5, 5, 1)).astype("float32")
+    loaded = tf.saved_model.load(str(tmp_path / "sm"))
+    served = loaded.serve(tf.constant(x)).numpy()
+    expected = model(x[np.arange(8) % 6]).numpy()[:6]
+    np.testing.assert_allclose(served, expected, atol=1e-6)
+
+
+def test_missing_custom_class_is_named(tmp_path):
+    @keras.saving.register_keras_serializable(package="elsewhere")
+    class Twice(keras.layers.Layer):
+        def call(self, x):
+            return 2 * x
+
+    inputs = keras.Input((2,))
+    path = str(tmp_path / "m.keras")
+    keras.Model(inputs, Twice()(inputs)).save(path)
+    keras.saving.get_custom_objects().pop("elsewhere>Twice")
+    with pytest.raises(LipnormError, match="Twice"):
+        load_model(path)
+    with pytest.raises(LipnormError, match="no saved model"):
+        load_model(str(tmp_path / "none.keras"))
