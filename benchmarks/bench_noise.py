@@ -1,0 +1,35 @@
+"""Noisy evaluation time over clean evaluation time, same model and data (goal <= 1.1x).
+
+python benchmarks/bench_noise.py
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.timing import median_seconds, mnist_like  # noqa: E402
+from lipnorm import models  # noqa: E402
+from lipnorm.evaluation import grid  # noqa: E402
+from lipnorm.evaluation.modes import make_predict_fn  # noqa: E402
+from lipnorm.layers import NormSpec  # noqa: E402
+from lipnorm.noise import NoiseCell  # noqa: E402
+
+
+def main() -> None:
+    test, info = mnist_like(4000)
+    test = test.cache()
+    model = models.build("localnorm_mnist_net", info, NormSpec("batch"))
+    predict = make_predict_fn(model, "standard", 100)
+    results = {}
+    for cell in (NoiseCell("clean", 0.0), NoiseCell("agn", 1.0), NoiseCell("apn", 0.5), NoiseCell("mbn", 0.3)):
+        batches = grid.noisy_batches(test, cell, 100, seed=0, clip=True)
+        results[cell.noise] = median_seconds(lambda: grid._accuracy(predict, batches), repeats=5)
+    for name, seconds in results.items():
+        print(f"{name:6s} {seconds * 1000:8.1f} ms  ratio to clean {seconds / results['clean']:.3f}")
+    worst = max(v for k, v in results.items() if k != "clean") / results["clean"]
+    print(f"noisy/clean evaluation time (worst noise): {worst:.3f}x (goal <= 1.1x)")
+
+
+if __name__ == "__main__":
+    main()
