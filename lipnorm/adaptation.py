@@ -69,13 +69,7 @@ def _keep_shape(x: tf.Tensor, axes) -> list:
 
 
 def adaptive_layers(model: keras.Model) -> list[AdaptiveBN]:
-    found = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            found += adaptive_layers(layer)
-        elif isinstance(layer, AdaptiveBN):
-            found.append(layer)
-    return found
+    return convert.layers_of_type(model, AdaptiveBN)
 
 
 class StatisticsCollector:

@@ -57,14 +57,19 @@ def _is_functional(model: keras.Model) -> bool:
     return isinstance(model, Functional)
 
 
-def _batchnorms(model: keras.Model) -> list[keras.layers.Layer]:
+def layers_of_type(model: keras.Model, cls: type) -> list:
+    """Every layer of type `cls` in `model`, nested models included, in graph order."""
     found = []
     for layer in model.layers:
         if isinstance(layer, keras.Model):
-            found += _batchnorms(layer)
-        elif isinstance(layer, keras.layers.BatchNormalization):
+            found += layers_of_type(layer, cls)
+        elif isinstance(layer, cls):
             found.append(layer)
     return found
+
+
+def _batchnorms(model: keras.Model) -> list[keras.layers.Layer]:
+    return layers_of_type(model, keras.layers.BatchNormalization)
 
 
 def require_batchnorm(model: keras.Model) -> list[keras.layers.Layer]:

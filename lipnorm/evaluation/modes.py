@@ -35,13 +35,9 @@ PredictFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
 
 def local_norm_layers(model: keras.Model) -> list[LocalNorm]:
-    found = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            found += local_norm_layers(layer)
-        elif isinstance(layer, LocalNorm):
-            found.append(layer)
-    return found
+    from lipnorm.convert import layers_of_type
+
+    return layers_of_type(model, LocalNorm)
 
 
 def groups_of(model: keras.Model) -> Optional[int]:
