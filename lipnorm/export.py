@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from lipnorm.atomic import atomic_path
 from lipnorm.evaluation.modes import groups_of
+from lipnorm.set_inference import pad_cyclic
 
 KERAS_NAME, SAVED_MODEL_NAME = "model.keras", "saved_model"
 
@@ -33,7 +34,7 @@ def export_saved_model(model: keras.Model, path: str) -> None:
         if not groups or groups == 1:
             return model(images, training=False)
         n = tf.shape(images)[0]
-        padded = tf.gather(images, tf.math.floormod(tf.range(((n + groups - 1) // groups) * groups), n))
+        padded = pad_cyclic(images, ((n + groups - 1) // groups) * groups)
         return model(padded, training=False)[:n]
 
     archive.add_endpoint("serve", serve, input_signature=[spec])

@@ -127,6 +127,7 @@ def evaluate(
     for cell in cells:
         batches = noisy_batches(test, cell, batch_size, seed, clip)
         cell_shift = math.nan
+        first = len(rows)
         if collector is not None:
             collector.reset()
         for mode in mode_list:
@@ -143,5 +144,5 @@ def evaluate(
                 if scenario == "none" and collector is not None and math.isnan(cell_shift):
                     cell_shift = shift_from_collector(collector).overall
                 rows.append(Row(cell.noise, cell.severity, mode, scenario, accuracy, cell_shift, total))
-        rows = [dataclasses.replace(r, shift=cell_shift) if (r.noise, r.severity) == (cell.noise, cell.severity) else r for r in rows]
+        rows[first:] = [dataclasses.replace(r, shift=cell_shift) for r in rows[first:]]
     return rows
