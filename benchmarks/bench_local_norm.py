@@ -11,7 +11,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.timing import median_seconds, mnist_like, train_step_seconds  # noqa: E402
+from benchmarks.timing import fastest_seconds, mnist_like, train_step_seconds  # noqa: E402
 from lipnorm import models  # noqa: E402
 from lipnorm.evaluation.modes import make_predict_fn  # noqa: E402
 from lipnorm.layers import NormSpec  # noqa: E402
@@ -29,21 +29,17 @@ def _compiled(norm: str):
 def main() -> None:
     ds, _ = mnist_like(1000)
     x, y = next(iter(ds.batch(BATCH)))
-    step = {norm: train_step_seconds(_compiled(norm), (x, y)) for norm in ("batch", "local")}
+    step = train_step_seconds({norm: _compiled(norm) for norm in ("batch", "local")}, (x, y))
     print(f"train step: BatchNorm {step['batch'] * 1000:.2f} ms, LocalNorm {step['local'] * 1000:.2f} ms, "
           f"ratio {step['local'] / step['batch']:.3f}x (goal <= 1.05x; paper 1.10-1.20x)")
     model = _compiled("local")
     images = tf.concat([b for b, _ in ds.batch(BATCH)], 0)
-    timings = {}
-    for mode in ("batch", "voting"):
-        fn = make_predict_fn(model, mode, BATCH)
-        seed = tf.constant([0, 0], tf.int64)
+    seed = tf.constant([0, 0], tf.int64)
 
-        def run():
-            for start in range(0, 1000, BATCH):
-                fn(images[start:start + BATCH], seed).numpy()
+    def over_set(fn):
+        return lambda: [fn(images[start:start + BATCH], seed).numpy() for start in range(0, 1000, BATCH)]
 
-        timings[mode] = median_seconds(run, repeats=3)
+    timings = fastest_seconds({mode: over_set(make_predict_fn(model, mode, BATCH)) for mode in ("batch", "voting")})
     ratio = timings["voting"] / timings["batch"]
     print(f"evaluation of 1000 images: BATCH {timings['batch'] * 1000:.1f} ms, VOTING {timings['voting'] * 1000:.1f} ms, "
           f"ratio {ratio:.2f}x = {ratio / GROUPS:.2f} K (goal <= 1.1 K, K = {GROUPS})")

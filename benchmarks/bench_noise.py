@@ -8,7 +8,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.timing import median_seconds, mnist_like  # noqa: E402
+from benchmarks.timing import fastest_seconds, mnist_like  # noqa: E402
 from lipnorm import models  # noqa: E402
 from lipnorm.evaluation import grid  # noqa: E402
 from lipnorm.evaluation.modes import make_predict_fn  # noqa: E402
@@ -21,10 +21,13 @@ def main() -> None:
     test = test.cache()
     model = models.build("localnorm_mnist_net", info, NormSpec("batch"))
     predict = make_predict_fn(model, "standard", 100)
-    results = {}
-    for cell in (NoiseCell("clean", 0.0), NoiseCell("agn", 1.0), NoiseCell("apn", 0.5), NoiseCell("mbn", 0.3)):
+    cells = (NoiseCell("clean", 0.0), NoiseCell("agn", 1.0), NoiseCell("apn", 0.5), NoiseCell("mbn", 0.3))
+
+    def evaluation(cell):
         batches = grid.noisy_batches(test, cell, 100, seed=0, clip=True)
-        results[cell.noise] = median_seconds(lambda: grid._accuracy(predict, batches), repeats=5)
+        return lambda: grid._accuracy(predict, batches)
+
+    results = fastest_seconds({cell.noise: evaluation(cell) for cell in cells}, rounds=5)
     for name, seconds in results.items():
         print(f"{name:6s} {seconds * 1000:8.1f} ms  ratio to clean {seconds / results['clean']:.3f}")
     worst = max(v for k, v in results.items() if k != "clean") / results["clean"]

@@ -1,25 +1,34 @@
-"""Timing helpers shared by the benchmarks: warm up, then the median of repeats."""
+"""Timing helpers shared by the benchmarks.
+
+The machines this runs on share cores with other work, so a single timing can be
+off by 2x. Candidates are therefore timed interleaved (A, B, A, B, ...) after a
+warm-up, and each one's minimum is kept: the minimum is the run least disturbed
+by other work (as `timeit` recommends), and interleaving gives both candidates
+the same chances.
+"""
 
 from __future__ import annotations
 
-import statistics
 import time
-from typing import Callable
+from typing import Callable, Mapping
 
 import tensorflow as tf
 
 from lipnorm.data.base import DatasetInfo
 
 
-def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def fastest_seconds(candidates: Mapping[str, Callable[[], object]], rounds: int = 7, warmup: int = 2) -> dict[str, float]:
+    """{name: the fastest of `rounds` interleaved timings of candidates[name]()}."""
+    for fn in candidates.values():
+        for _ in range(warmup):
+            fn()
+    best = {name: float("inf") for name in candidates}
+    for _ in range(rounds):
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
 
 
 def mnist_like(n: int, seed: int = 0) -> tuple[tf.data.Dataset, DatasetInfo]:
@@ -31,9 +40,14 @@ def mnist_like(n: int, seed: int = 0) -> tuple[tf.data.Dataset, DatasetInfo]:
     return tf.data.Dataset.from_tensor_slices((x, y)), info
 
 
-def train_step_seconds(model, batch, steps: int = 20) -> float:
-    """Seconds per training step of a compiled model on one fixed batch."""
+def train_steps(model, batch, steps: int = 10) -> Callable[[], object]:
+    """A callable running `steps` training steps of a compiled model on one fixed batch."""
     x, y = batch
     ds = tf.data.Dataset.from_tensors((x, y)).repeat(steps).prefetch(2)
-    model.fit(ds, epochs=1, verbose=0)  # traces
-    return median_seconds(lambda: model.fit(ds, epochs=1, verbose=0), repeats=3, warmup=0) / steps
+    return lambda: model.fit(ds, epochs=1, verbose=0)
+
+
+def train_step_seconds(models: Mapping[str, object], batch, steps: int = 10, rounds: int = 7) -> dict[str, float]:
+    """Seconds per training step of each compiled model, timed interleaved on the same batch."""
+    seconds = fastest_seconds({k: train_steps(m, batch, steps) for k, m in models.items()}, rounds=rounds)
+    return {k: s / steps for k, s in seconds.items()}

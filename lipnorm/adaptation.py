@@ -47,13 +47,12 @@ class _Sink:
         for v in (self.count, self.mean, self.m2):
             v.assign(tf.zeros_like(v))
 
-    def update(self, layer: AdaptiveBN, x: tf.Tensor) -> None:
-        axes = layer._reduction_axes
+    def update(self, layer: AdaptiveBN, x: tf.Tensor, mean_b: tf.Tensor, var_b: tf.Tensor) -> None:
+        """Merges one batch, given the (biased) moments the layer computed for it."""
         shape = tf.shape(x)
-        count = tf.cast(tf.reduce_prod(tf.gather(shape, axes)), tf.float64)
-        mean_b = tf.reduce_mean(x, axis=axes)
-        m2_b = tf.cast(tf.reduce_sum(tf.square(x - tf.reshape(mean_b, _keep_shape(x, axes))), axis=axes), tf.float64)
-        mean_b = tf.cast(mean_b, tf.float64)
+        count = tf.cast(tf.reduce_prod(tf.gather(shape, layer._reduction_axes)), tf.float64)
+        mean_b = tf.cast(tf.reshape(mean_b, [-1]), tf.float64)
+        m2_b = tf.cast(tf.reshape(var_b, [-1]), tf.float64) * count
         total = self.count + count
         delta = mean_b - self.mean
         self.m2.assign_add(m2_b + tf.square(delta) * self.count * count / total)
@@ -62,10 +61,6 @@ class _Sink:
 
     def variance(self) -> np.ndarray:
         return (self.m2 / tf.maximum(self.count, 1.0)).numpy()
-
-
-def _keep_shape(x: tf.Tensor, axes) -> list:
-    return [1 if i in axes else -1 for i in range(len(x.shape))]
 
 
 def adaptive_layers(model: keras.Model) -> list[AdaptiveBN]:
@@ -217,6 +212,42 @@ def adapt(
     return Adapted(convert.adaptive_to_batchnorm(adaptive), scenario, None)
 
 
+class Estimator:
+    """Estimates target statistics of an AdaptiveBN model in one streaming pass.
+
+    The forward pass is traced once and reused by every `run`, so estimating
+    on many data sets (one per noise cell) costs one pass each, not a retrace.
+    """
+
+    def __init__(self, adaptive: keras.Model):
+        self.model = adaptive
+        self.collector = StatisticsCollector(adaptive)
+        self._forward = tf.function(lambda x: adaptive(x, training=False))
+
+    def run(self, data: Data, samples: Optional[int], batch_size: int) -> int:
+        """Collects the exact statistics of `data` (its first `samples` images); returns n."""
+        self.collector.reset()
+        for images in as_batches(data, batch_size, samples):
+            _check_shape(self.model, images)
+            self._forward(images)
+            self.collector.images += int(images.shape[0])
+        return self.collector.images
+
+    def blended(self, prior: Optional[float]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(mean, variance) per AdaptiveBN layer, in model order, blended from source and the last run."""
+        n = self.collector.images
+        w_source = 1.0 if prior is None else prior / (prior + n)
+        out = []
+        for layer, sink in zip(self.collector.layers, self.collector.sinks):
+            mean = w_source * np.asarray(layer.moving_mean) + (1 - w_source) * sink.mean.numpy()
+            var = w_source * np.asarray(layer.moving_variance) + (1 - w_source) * sink.variance()
+            out.append((mean.astype(np.float32), var.astype(np.float32)))
+        return out
+
+    def detach(self) -> None:
+        self.collector.detach()
+
+
 def estimate_and_store(
     adaptive: keras.Model, data: Data, prior: Optional[float], samples: Optional[int], batch_size: int
 ) -> int:
@@ -224,23 +255,15 @@ def estimate_and_store(
 
     Returns the number of images used.
     """
-    collector = StatisticsCollector(adaptive)
-    forward = tf.function(lambda x: adaptive(x, training=False))
+    estimator = Estimator(adaptive)
     try:
-        for images in as_batches(data, batch_size, samples):
-            _check_shape(adaptive, images)
-            forward(images)
-            collector.images += int(images.shape[0])
-        n = collector.images
-        w_source = 1.0 if prior is None else prior / (prior + n)
-        for layer, sink in zip(collector.layers, collector.sinks):
-            mean = w_source * np.asarray(layer.moving_mean) + (1 - w_source) * sink.mean.numpy()
-            var = w_source * np.asarray(layer.moving_variance) + (1 - w_source) * sink.variance()
-            layer.moving_mean.assign(mean.astype(np.float32))
-            layer.moving_variance.assign(var.astype(np.float32))
+        n = estimator.run(data, samples, batch_size)
+        stats = estimator.blended(prior)
     finally:
-        collector.detach()
-    for layer in collector.layers:
+        estimator.detach()
+    for layer, (mean, var) in zip(estimator.collector.layers, stats):
+        layer.moving_mean.assign(mean)
+        layer.moving_variance.assign(var)
         layer.prior = None
     return n
 

@@ -58,11 +58,12 @@ class AdaptiveBN(keras.layers.BatchNormalization):
             return super().call(inputs, training=training, mask=mask)
         compute_dtype = keras.backend.result_type(inputs.dtype, "float32")
         x = ops.cast(inputs, compute_dtype)
+        # One reduction serves both the statistics sink and the blend.
+        batch_mean, batch_var = self._moments(x, mask)
         if self.stats_sink is not None:
-            self.stats_sink.update(self, x)
+            self.stats_sink.update(self, x, batch_mean, batch_var)
         if self.prior is None:
             return super().call(inputs, training=False, mask=mask)
-        batch_mean, batch_var = self._moments(x, mask)
         n = ops.cast(ops.shape(x)[0], compute_dtype)
         w_source = self.prior / (self.prior + n) if self.prior > 0 else ops.zeros((), compute_dtype)
         w_target = 1.0 - w_source
