@@ -81,7 +81,9 @@ def build_model(config: RunConfig, info: data_lib.DatasetInfo) -> keras.Model:
     """The architecture, or the --init_from model converted to --norm; wrapped for Lipschitz."""
     norm = NormSpec(config.norm, config.groups, prior=config.adapt_prior)
     if config.init_from:
-        model = keras.models.load_model(config.init_from, compile=False)
+        from lipnorm.loading import load_model
+
+        model = load_model(config.init_from)
         if config.norm == "local" and groups_of(model) is None:
             model = convert.batchnorm_to_localnorm(model, config.groups)
         elif config.norm == "adaptive":

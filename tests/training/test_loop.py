@@ -141,3 +141,26 @@ def test_cli_bad_input_is_one_clear_line(args, message, tmp_path):
     assert proc.returncode != 0
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_init_from_batchnorm_run_fine_tunes_as_localnorm(tmp_path):
+    from lipnorm.data import load as load_data
+    from lipnorm.layers import LocalNorm
+    from lipnorm.training.loop import build_model
+
+    bn = _config(tmp_path / "bn", model="localnorm_mnist_net", eval_noise="agn:1", probe_examples=0)
+    train_and_evaluate(bn)
+    saved = os.path.join(bn.model_dir, "model.keras")
+    source = keras.models.load_model(saved)
+    local = _config(tmp_path / "local", model="localnorm_mnist_net", norm="local", groups=4,
+                    init_from=saved, eval_noise="agn:1", probe_examples=0, eval_mode=("batch", "voting"))
+    converted = build_model(local, load_data("digits").info)
+    norms = [l for l in converted.layers if isinstance(l, LocalNorm)]
+    assert len(norms) == 6
+    for layer in norms:
+        gamma = np.asarray(source.get_layer(layer.name).gamma)
+        np.testing.assert_array_equal(np.asarray(layer.gamma), np.tile(gamma, (4, 1)))
+    result = train_and_evaluate(local)
+    assert {r.mode for r in result["rows"]} == {"batch", "voting"}
+    assert result["history"]["loss"]
