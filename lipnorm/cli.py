@@ -11,7 +11,7 @@ from absl import app, logging
 from lipnorm import flags as lipnorm_flags  # defines the flags before app.run parses them
 from lipnorm.errors import LipnormError
 
-USAGE_MODES = ("train", "evaluate")
+USAGE_MODES = ("train", "evaluate", "compare")
 
 
 def _main(argv: list[str]) -> None:
@@ -21,6 +21,9 @@ def _main(argv: list[str]) -> None:
     mode = FLAGS.mode
     if args and args[0] in USAGE_MODES:
         mode, args = args[0], args[1:]
+    if mode == "compare":
+        _compare(args, FLAGS.baseline, FLAGS.out)
+        return
     if args:
         raise app.UsageError(f"unexpected arguments {args}; flags are written --name=value")
     trainer = importlib.import_module(f"trainers.{FLAGS.dataset}")
@@ -44,6 +47,16 @@ def _main(argv: list[str]) -> None:
     result = trainer.run(config)
     _print_rows(result["rows"], config.model_dir)
     print(f"exported {result['paths']['keras']} and {result['paths']['saved_model']}")
+
+
+def _compare(directories: list[str], baseline, out: str) -> None:
+    from lipnorm.reporting import compare
+
+    if not directories:
+        raise LipnormError("compare needs run directories: lipnorm compare DIR1 DIR2 ... [--baseline=DIR1] [--out=report]")
+    summary = compare.compare(directories, out, baseline)
+    print(compare.to_markdown(summary))
+    print(f"wrote {os.path.join(out, compare.SUMMARY_MD)} (.csv, {compare.SEVERITY_PNG}, {compare.MCE_PNG})")
 
 
 def _with_saved_data(config, saved):

@@ -24,8 +24,12 @@ from lipnorm.training.optimizers import OPTIMIZERS
 D = RunConfig()
 FLAGS = flags.FLAGS
 
-flags.DEFINE_enum("mode", "train", ["train", "evaluate"],
-                  "train: train, evaluate and export; evaluate: re-evaluate <model_dir>/model.keras.")
+flags.DEFINE_enum("mode", "train", ["train", "evaluate", "compare"],
+                  "train: train, evaluate and export; evaluate: re-evaluate <model_dir>/model.keras; "
+                  "compare: summarize the run directories given as arguments.")
+flags.DEFINE_string("baseline", None, "compare: the run directory (or entry label) CE/mCE are relative to "
+                    "(default: the first run).")
+flags.DEFINE_string("out", "report", "compare: folder for summary.md/.csv and the figures.")
 flags.DEFINE_enum("dataset", D.dataset, list(data.DATASETS), "Dataset (digits is bundled, no network).")
 flags.DEFINE_string("data_dir", None, "Folder with the dataset's files in their distribution format.")
 flags.DEFINE_integer("holdout", D.holdout, "Test on the last N training examples instead of the test split.", lower_bound=0)

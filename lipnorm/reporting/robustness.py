@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
-from typing import Sequence
+from typing import Optional, Sequence
 
 from lipnorm.atomic import atomic_path, write_text
 from lipnorm.errors import LipnormError
 from lipnorm.evaluation.grid import Row
 
 CSV_NAME, MD_NAME, PNG_NAME = "robustness.csv", "robustness.md", "robustness.png"
+SETTINGS_NAME = "robustness.json"  # what the rows were evaluated on: lets `lipnorm compare` check runs agree
 
 
 def variant(row: Row) -> str:
@@ -97,8 +99,10 @@ def plot(rows: Sequence[Row], path: str, title: str = "") -> None:
     plt.close(fig)
 
 
-def write_report(rows: Sequence[Row], model_dir: str, title: str = "") -> None:
-    """robustness.csv, .md and .png in `model_dir`."""
+def write_report(rows: Sequence[Row], model_dir: str, title: str = "", settings: Optional[dict] = None) -> None:
+    """robustness.csv, .md, .png (and .json with the evaluation `settings`) in `model_dir`."""
+    if settings is not None:
+        write_text(os.path.join(model_dir, SETTINGS_NAME), json.dumps(settings, indent=2, sort_keys=True))
     write_csv(rows, os.path.join(model_dir, CSV_NAME))
     write_text(os.path.join(model_dir, MD_NAME), markdown(rows))
     plot(rows, os.path.join(model_dir, PNG_NAME), title)

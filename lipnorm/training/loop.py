@@ -133,6 +133,15 @@ def _datasets(config: RunConfig, splits: data_lib.Splits, augment, num_classes: 
     return train, val.prefetch(tf.data.AUTOTUNE)
 
 
+def evaluation_settings(config: RunConfig, model: keras.Model) -> dict:
+    """What a robustness report was evaluated on and with (robustness.json)."""
+    keys = ("dataset", "data_dir", "holdout", "eval_examples", "clip_noise", "seed", "eval_noise",
+            "eval_mode", "vote", "adapt", "adapt_prior", "adapt_batch", "adapt_samples")
+    settings = {k: getattr(config, k) for k in keys}
+    settings["model_name"] = model.name
+    return settings
+
+
 def evaluate_model(model: keras.Model, config: RunConfig, splits: data_lib.Splits) -> list[grid.Row]:
     """The robustness grid for `model`, written to model_dir as csv/md/png and TensorBoard scalars."""
     rows = grid.evaluate(
@@ -147,7 +156,10 @@ def evaluate_model(model: keras.Model, config: RunConfig, splits: data_lib.Split
         seed=config.seed,
         shift=config.shift,
     )
-    robustness.write_report(rows, config.model_dir, title=f"{config.dataset} {config.model} norm={config.norm}")
+    robustness.write_report(
+        rows, config.model_dir, title=f"{config.dataset} {config.model} norm={config.norm}",
+        settings=evaluation_settings(config, model),
+    )
     writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "logs", "test"))
     with writer.as_default(step=0):
         for r in rows:

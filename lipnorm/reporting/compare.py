@@ -1,0 +1,332 @@
+"""Side-by-side comparison of runs: clean accuracy, accuracy per noise, CE, mCE, shift.
+
+Every evaluation variant of a run (LocalNorm mode, BN adaptation) is one entry,
+labelled "<run> [<variant>]" (just "<run>" for a run's only variant or plain
+BN evaluation): a BatchNorm run evaluated with `--adapt=none --adapt=fixed`
+gives the entries "bn" and "bn [standard+fixed]".
+
+Corruption error (Hendrycks & Dietterich 2019, digest §3), per noise type c:
+
+    CE_c = sum_s err_{c,s} / sum_s err_{c,s}(baseline)        mCE = mean_c CE_c
+
+with err = 1 - accuracy, summed over the severities s of c. A severity at which
+the baseline makes no error would make the ratio meaningless; it is left out of
+both sums for every entry and the report says so. CE and mCE are in percent
+(100 = as good as the baseline), as in the paper.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+from typing import Optional, Sequence
+
+from lipnorm.atomic import atomic_path, write_text
+from lipnorm.errors import LipnormError
+from lipnorm.evaluation.grid import Row
+from lipnorm.evaluation.modes import STANDARD
+from lipnorm.reporting import robustness
+
+# Settings that decide which images a cell holds: runs must agree on them to be compared.
+DATA_KEYS = ("dataset", "holdout", "eval_examples", "clip_noise", "seed")
+SUMMARY_MD, SUMMARY_CSV = "summary.md", "summary.csv"
+SEVERITY_PNG, MCE_PNG = "accuracy_vs_severity.png", "mce.png"
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One run directory: its robustness rows and the settings they were evaluated with."""
+
+    directory: str
+    label: str
+    rows: tuple[Row, ...]
+    settings: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One evaluation variant of one run."""
+
+    label: str
+    run: Run
+    variant: str
+    rows: tuple[Row, ...]
+
+    def accuracy(self) -> dict[tuple[str, float], float]:
+        return {(r.noise, r.severity): r.accuracy for r in self.rows}
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """One line of the summary."""
+
+    entry: Entry
+    clean: float
+    accuracy: dict[str, float]  # noise -> mean accuracy over its severities
+    ce: dict[str, float]  # noise -> CE in percent (NaN when undefined)
+    mce: float
+    shift: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Summary:
+    results: tuple[Result, ...]
+    baseline: str
+    noises: tuple[str, ...]
+    notes: tuple[str, ...]
+
+
+def load_run(directory: str) -> Run:
+    """Reads <directory>/robustness.csv and the settings it was evaluated with."""
+    if not os.path.isdir(directory):
+        raise LipnormError(f"{directory} is not a directory; pass run directories (each with robustness.csv)")
+    rows = robustness.read_csv(os.path.join(directory, robustness.CSV_NAME))
+    if not rows:
+        raise LipnormError(f"{os.path.join(directory, robustness.CSV_NAME)} has no rows; re-run the evaluation")
+    settings = {}
+    for name in (robustness.SETTINGS_NAME, "config.json"):
+        path = os.path.join(directory, name)
+        if os.path.isfile(path):
+            with open(path) as f:
+                settings = json.load(f)
+            break
+    label = os.path.basename(os.path.normpath(directory))
+    return Run(directory, label, tuple(rows), settings)
+
+
+def entries_of(run: Run) -> list[Entry]:
+    variants = list(dict.fromkeys(robustness.variant(r) for r in run.rows))
+    out = []
+    for v in variants:
+        plain = len(variants) == 1 or v == STANDARD
+        label = run.label if plain else f"{run.label} [{v}]"
+        out.append(Entry(label, run, v, tuple(r for r in run.rows if robustness.variant(r) == v)))
+    return out
+
+
+def check_comparable(runs: Sequence[Run]) -> None:
+    """Refuses runs evaluated on different data or noise grids, naming the difference."""
+    first = runs[0]
+    cells = _cells(first)
+    for run in runs[1:]:
+        for key in DATA_KEYS:
+            a, b = first.settings.get(key), run.settings.get(key)
+            if key in first.settings and key in run.settings and a != b:
+                raise LipnormError(
+                    f"{run.directory} was evaluated with {key}={b!r} but {first.directory} with "
+                    f"{key}={a!r}; re-evaluate one of them (--mode=evaluate) with the other's setting"
+                )
+        other = _cells(run)
+        if set(other) != set(cells):
+            only_first = sorted(set(cells) - set(other))
+            only_other = sorted(set(other) - set(cells))
+            raise LipnormError(
+                f"{first.directory} and {run.directory} were evaluated on different noise grids "
+                f"(only in the first: {_cell_list(only_first)}; only in the second: {_cell_list(only_other)}); "
+                "re-evaluate with the same --eval_noise"
+            )
+        for (noise, severity), examples in cells.items():
+            if other[noise, severity] != examples:
+                raise LipnormError(
+                    f"{first.directory} evaluated {examples} examples at {noise} {severity:g} but "
+                    f"{run.directory} {other[noise, severity]}: the runs used different test data"
+                )
+
+
+def _cells(run: Run) -> dict[tuple[str, float], int]:
+    return {(r.noise, r.severity): r.examples for r in run.rows}
+
+
+def _cell_list(cells) -> str:
+    return ", ".join(f"{n} {s:g}" for n, s in cells) or "none"
+
+
+def corruption_errors(
+    rows: Sequence[Row], baseline: Sequence[Row]
+) -> tuple[dict[str, float], list[str]]:
+    """CE per noise type in percent, and notes on severities left out (baseline error 0)."""
+    mine = {(r.noise, r.severity): 1.0 - r.accuracy for r in rows}
+    base = {(r.noise, r.severity): 1.0 - r.accuracy for r in baseline}
+    ce, notes = {}, []
+    for noise in _noises(baseline):
+        levels = sorted(s for (n, s) in base if n == noise)
+        kept = [s for s in levels if base[noise, s] > 0]
+        dropped = [s for s in levels if base[noise, s] <= 0]
+        if dropped:
+            notes.append(
+                f"{noise} at severity {', '.join(f'{s:g}' for s in dropped)}: the baseline makes no error, "
+                "so CE is undefined there; left out of CE_" + noise
+            )
+        if not kept:
+            ce[noise] = math.nan
+            continue
+        ce[noise] = 100.0 * sum(mine[noise, s] for s in kept) / sum(base[noise, s] for s in kept)
+    return ce, notes
+
+
+def _noises(rows: Sequence[Row]) -> list[str]:
+    return [n for n in dict.fromkeys(r.noise for r in rows) if n != "clean"]
+
+
+def summarize(runs: Sequence[Run], baseline: Optional[str] = None) -> Summary:
+    """The comparison of every entry of `runs` against the baseline run's first entry.
+
+    `baseline` names a run directory or an entry label (default: the first run).
+    """
+    if not runs:
+        raise LipnormError("nothing to compare: pass run directories")
+    check_comparable(runs)
+    entries = [e for run in runs for e in entries_of(run)]
+    base = _find_baseline(entries, runs, baseline)
+    ce_base, notes = corruption_errors(base.rows, base.rows)
+    noises = tuple(_noises(base.rows))
+    results = []
+    for entry in entries:
+        ce, _ = corruption_errors(entry.rows, base.rows)
+        defined = [v for v in ce.values() if not math.isnan(v)]
+        shifts = [r.shift for r in entry.rows if r.noise != "clean" and not math.isnan(r.shift)]
+        results.append(Result(
+            entry=entry,
+            clean=next((r.accuracy for r in entry.rows if r.noise == "clean"), math.nan),
+            accuracy={n: _mean([r.accuracy for r in entry.rows if r.noise == n]) for n in noises},
+            ce=ce,
+            mce=_mean(defined),
+            shift=_mean(shifts),
+        ))
+    undefined = [n for n, v in ce_base.items() if math.isnan(v)]
+    if undefined:
+        notes.append(f"mCE leaves out {', '.join(undefined)} (CE undefined at every severity)")
+    return Summary(tuple(results), base.label, noises, tuple(notes))
+
+
+def _find_baseline(entries: Sequence[Entry], runs: Sequence[Run], baseline: Optional[str]) -> Entry:
+    if baseline is None:
+        return entries[0]
+    for entry in entries:
+        if entry.label == baseline:
+            return entry
+    wanted = os.path.normpath(os.path.abspath(baseline))
+    for entry in entries:
+        if os.path.normpath(os.path.abspath(entry.run.directory)) == wanted:
+            return entry
+    raise LipnormError(
+        f"--baseline={baseline} is none of the compared runs; pass one of the directories "
+        f"({', '.join(r.directory for r in runs)}) or an entry label ({', '.join(e.label for e in entries)})"
+    )
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else math.nan
+
+
+def _pct(value: float) -> str:
+    return "" if math.isnan(value) else f"{100 * value:.2f}"
+
+
+def _num(value: float, digits: int = 1) -> str:
+    return "" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def to_csv(summary: Summary) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    header = ["run", "directory", "variant", "clean_accuracy"]
+    header += [f"accuracy_{n}" for n in summary.noises] + [f"ce_{n}" for n in summary.noises]
+    writer.writerow(header + ["mce", "shift"])
+    for r in summary.results:
+        writer.writerow(
+            [r.entry.label, r.entry.run.directory, r.entry.variant, f"{r.clean:.6f}"]
+            + [f"{r.accuracy[n]:.6f}" for n in summary.noises]
+            + ["" if math.isnan(r.ce[n]) else f"{r.ce[n]:.4f}" for n in summary.noises]
+            + ["" if math.isnan(r.mce) else f"{r.mce:.4f}", "" if math.isnan(r.shift) else f"{r.shift:.6f}"]
+        )
+    return buf.getvalue()
+
+
+def to_markdown(summary: Summary) -> str:
+    header = ["run", "clean acc"] + [f"acc {n}" for n in summary.noises]
+    header += [f"CE {n}" for n in summary.noises] + ["mCE", "shift"]
+    lines = [
+        f"Baseline for CE/mCE: **{summary.baseline}** (= 100). Accuracy in %, averaged over each noise's "
+        "severities; CE_c = sum of errors over severities / the baseline's; mCE = mean CE; "
+        "shift = mean label-free BN shift over the noisy cells.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for r in summary.results:
+        values = [r.entry.label, _pct(r.clean)] + [_pct(r.accuracy[n]) for n in summary.noises]
+        values += [_num(r.ce[n]) for n in summary.noises] + [_num(r.mce), _num(r.shift, 3)]
+        lines.append("| " + " | ".join(values) + " |")
+    if summary.notes:
+        lines += ["", "Notes:"] + [f"- {n}" for n in summary.notes]
+    return "\n".join(lines) + "\n"
+
+
+def plot_severity(summary: Summary, path: str) -> None:
+    """One panel per noise type; accuracy vs severity, one line per entry (clean at 0)."""
+    plt = _pyplot()
+    noises = summary.noises or ("clean",)
+    fig, axes = plt.subplots(1, len(noises), figsize=(4.5 * len(noises), 3.8), squeeze=False)
+    for ax, noise in zip(axes[0], noises):
+        for r in summary.results:
+            acc = r.entry.accuracy()
+            pts = sorted((s, a) for (n, s), a in acc.items() if n == noise)
+            if ("clean", 0.0) in acc:
+                pts = [(0.0, acc["clean", 0.0])] + pts
+            ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], marker="o", label=r.entry.label)
+        ax.set_title(noise)
+        ax.set_xlabel("severity")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="lower left")
+    _save(fig, plt, path)
+
+
+def plot_mce(summary: Summary, path: str) -> None:
+    plt = _pyplot()
+    labels = [r.entry.label for r in summary.results]
+    values = [0.0 if math.isnan(r.mce) else r.mce for r in summary.results]
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(labels) + 1.5), 3.8))
+    bars = ax.bar(range(len(labels)), values, color="tab:blue")
+    ax.axhline(100, color="gray", linestyle="--", linewidth=1)
+    ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(f"mCE (%), baseline {summary.baseline} = 100")
+    ax.set_title("mean corruption error (lower is better)")
+    _save(fig, plt, path)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, plt, path: str) -> None:
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def compare(directories: Sequence[str], out: str, baseline: Optional[str] = None) -> Summary:
+    """Reads the runs, writes summary.md/.csv and the two figures to `out`, returns the summary."""
+    runs = [load_run(d) for d in directories]
+    summary = summarize(runs, baseline)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise LipnormError(f"--out={out} is a file; pass a directory for the report")
+    os.makedirs(out, exist_ok=True)
+    write_text(os.path.join(out, SUMMARY_CSV), to_csv(summary))
+    write_text(os.path.join(out, SUMMARY_MD), to_markdown(summary))
+    plot_severity(summary, os.path.join(out, SEVERITY_PNG))
+    plot_mce(summary, os.path.join(out, MCE_PNG))
+    return summary
