@@ -14,12 +14,14 @@ class RunConfig:
     dataset: str = "digits"
     data_dir: Optional[str] = None
     holdout: int = 0
+    image_size: Optional[int] = None
     augment: bool = False
     # model
     model: str = "localnorm_mnist_net"
     norm: str = "batch"
     groups: int = 1
     init_from: Optional[str] = None
+    pretrained: Optional[str] = None
     # optimization
     epochs: int = 10
     batch_size: int = 64
@@ -61,7 +63,7 @@ class RunConfig:
 
     # Settings that change what training produces; a resumed run must match them.
     TRAINING_KEYS = (
-        "dataset", "holdout", "augment", "model", "norm", "groups", "init_from", "batch_size",
+        "dataset", "holdout", "image_size", "augment", "model", "norm", "groups", "init_from", "pretrained", "batch_size",
         "optimizer", "lip_lambda", "lip_k", "lip_sigma", "lip_penalty", "lip_on", "seed",
     )
 

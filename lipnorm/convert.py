@@ -144,3 +144,28 @@ def adaptive_to_batchnorm(model: keras.Model) -> keras.Model:
         return new, lambda old, new: new.set_weights(old.get_weights())
 
     return replace_layers(model, replace)
+
+
+def batchnorm_to_identity(model: keras.Model) -> keras.Model:
+    """Removes normalization: every BatchNormalization becomes an Identity layer."""
+    require_batchnorm(model)
+
+    def replace(layer):
+        if not isinstance(layer, keras.layers.BatchNormalization):
+            return None
+        return keras.layers.Identity(name=layer.name), lambda old, new: None
+
+    return replace_layers(model, replace)
+
+
+def batchnorm_to(model: keras.Model, norm: str, groups: int = 1, prior: Optional[float] = None) -> keras.Model:
+    """The BatchNorm model with its normalization swapped for `--norm` (batch: unchanged)."""
+    if norm == "batch":
+        return model
+    if norm == "local":
+        return batchnorm_to_localnorm(model, groups)
+    if norm == "adaptive":
+        return batchnorm_to_adaptive(model, prior)
+    if norm == "none":
+        return batchnorm_to_identity(model)
+    raise LipnormError(f"unknown norm {norm!r}; choose one of batch, local, adaptive, none")

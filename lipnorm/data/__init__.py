@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Optional
 
 from lipnorm.data.base import DatasetInfo, Splits, eval_pipeline, train_pipeline
 from lipnorm.errors import LipnormError
 
-DATASETS = ("digits", "mnist")
+DATASETS = ("digits", "mnist", "cifar10", "stl10", "cars")
 
 
-def load(name: str, data_dir: Optional[str] = None, holdout: int = 0) -> Splits:
-    """Loads dataset `name` (one of DATASETS)."""
+def load(name: str, data_dir: Optional[str] = None, holdout: int = 0, image_size: Optional[int] = None) -> Splits:
+    """Loads dataset `name` (one of DATASETS); `image_size` resizes datasets stored at many sizes (cars)."""
     if name not in DATASETS:
         raise LipnormError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     module = importlib.import_module(f"lipnorm.data.{name}")
+    if image_size:
+        if "image_size" not in inspect.signature(module.load).parameters:
+            raise LipnormError(f"--image_size applies to datasets of mixed image sizes (cars), not {name}")
+        return module.load(data_dir=data_dir, holdout=holdout, image_size=image_size)
     return module.load(data_dir=data_dir, holdout=holdout)
 
 

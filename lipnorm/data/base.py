@@ -48,8 +48,13 @@ def from_arrays(
     test: tuple[np.ndarray, np.ndarray],
     scale: float,
     test_source: str,
+    stats: Optional[tuple[tuple[float, ...], tuple[float, ...]]] = None,
 ) -> Splits:
-    """Builds Splits from in-memory (N, H, W[, C]) arrays; values / scale give [0, 1]."""
+    """Builds Splits from in-memory (N, H, W[, C]) arrays; values / scale give [0, 1].
+
+    `stats` = (mean, std) per channel in [0, 1] units: the dataset's published
+    normalization constants; None computes them from the training images.
+    """
     (x_train, y_train), (x_test, y_test) = train, test
     for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
         if len(x) != len(y):
@@ -61,16 +66,17 @@ def from_arrays(
     if x_train.ndim == 3:
         x_train, x_test = x_train[..., None], x_test[..., None]
     num_classes = int(max(y_train.max(), y_test.max())) + 1
-    x_float = x_train.astype(np.float64) / scale
-    axes = (0, 1, 2)
+    if stats is None:
+        x_float = x_train.astype(np.float64) / scale
+        stats = (tuple(x_float.mean(axis=(0, 1, 2))), tuple(x_float.std(axis=(0, 1, 2))))
     info = DatasetInfo(
         name=name,
         image_shape=tuple(int(d) for d in x_train.shape[1:]),
         num_classes=num_classes,
         train_size=len(x_train),
         test_size=len(x_test),
-        mean=tuple(float(v) for v in x_float.mean(axis=axes)),
-        std=tuple(float(v) for v in x_float.std(axis=axes)),
+        mean=tuple(float(v) for v in stats[0]),
+        std=tuple(float(v) for v in stats[1]),
         test_source=test_source,
     )
 

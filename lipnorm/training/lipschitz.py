@@ -133,22 +133,14 @@ class LipschitzModel(keras.Model):
             loss = task_loss + scale_loss_for_distribution(tf.cast(lip_loss, task_loss.dtype))
             scaled = self.optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, self.trainable_variables)
-        finite = tf.reduce_all(
-            [tf.reduce_all(tf.math.is_finite(g)) for g in grads if g is not None]
-            + [tf.math.is_finite(tf.cast(loss, tf.float32))]
-        )
+        checks = [tf.math.is_finite(tf.cast(loss, tf.float32))]
+        if not isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+            # Under mixed precision, overflowing scaled gradients are the loss-scale
+            # optimizer's business: it skips the step and lowers the scale itself.
+            checks += [tf.reduce_all(tf.math.is_finite(g)) for g in grads if g is not None]
+        finite = tf.reduce_all(checks)
 
-        def apply():
-            self.optimizer.apply(grads, self.trainable_variables)
-            return tf.constant(True)
-
-        def skip():  # no weight update, and BN statistics as they were before the batch
-            for v, value in zip(moving, before):
-                v.assign(value)
-            self.skipped_batches.assign_add(1)
-            return tf.constant(False)
-
-        tf.cond(finite, apply, skip)
+        finite = self._update_if(finite, grads, moving, before)
         # A skipped batch contributes nothing to the logged averages.
         weight = tf.cast(finite, tf.float32) * tf.cast(tf.shape(x)[0], tf.float32)
         self._loss_tracker.update_state(
@@ -159,6 +151,49 @@ class LipschitzModel(keras.Model):
             tf.where(finite, tf.reduce_mean(slope), 0.0), sample_weight=weight
         )
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def _update_if(self, finite, grads, moving, before):
+        """Applies `grads` if every replica's batch was finite; else restores BN statistics and counts a skip.
+
+        Returns the (all-replica) finite flag. Under a tf.distribute strategy the
+        optimizer synchronizes replicas (merge_call), which a tf.cond in a replica
+        context cannot contain, so the condition is taken in the cross-replica
+        context, as keras' LossScaleOptimizer does.
+        """
+
+        def apply():
+            self.optimizer.apply(grads, self.trainable_variables)
+
+        def skip():  # no weight update, and BN statistics as they were before the batch
+            for v, value in zip(moving, before):
+                v.assign(value)
+            self.skipped_batches.assign_add(1)
+
+        context = tf.distribute.get_replica_context()
+        if not tf.distribute.has_strategy() or context is None or context.num_replicas_in_sync == 1:
+            tf.cond(finite, lambda: apply() or tf.constant(True), lambda: skip() or tf.constant(False))
+            return finite
+        failed = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(tf.logical_not(finite), tf.int32))
+        finite = tf.equal(failed, 0)
+
+        def cross_replica(strategy, finite, grads, before):
+            flag = strategy.experimental_local_results(finite)[0]
+
+            def apply_all():
+                strategy.extended.call_for_each_replica(
+                    lambda g: self.optimizer.apply(g, self.trainable_variables), args=(grads,))
+                return tf.constant(True)
+
+            def skip_all():
+                for v, value in zip(moving, before):
+                    v.assign(strategy.experimental_local_results(value)[0])
+                self.skipped_batches.assign_add(1)
+                return tf.constant(False)
+
+            return tf.cond(flag, apply_all, skip_all)
+
+        context.merge_call(cross_replica, args=(finite, grads, before))
+        return finite
 
     def test_step(self, data):
         logs = super().test_step(data)

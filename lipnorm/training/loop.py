@@ -14,10 +14,11 @@ import tensorflow as tf
 from lipnorm import convert, data as data_lib, export as export_lib, models
 from lipnorm.atomic import write_text
 from lipnorm.config import CONFIG_NAME, RunConfig, load_run_config
+from lipnorm.data.augment import for_dataset as augment_for
 from lipnorm.distribute import make_strategy, check_replica_batch
 from lipnorm.errors import LipnormError
 from lipnorm.evaluation import grid
-from lipnorm.evaluation.modes import groups_of, local_norm_layers
+from lipnorm.evaluation.modes import local_norm_layers
 from lipnorm.set_inference import outputs_probabilities
 from lipnorm.layers.factory import NormSpec
 from lipnorm.noise.registry import parse_grid
@@ -71,7 +72,7 @@ def check_config(config: RunConfig) -> None:
 
 
 def load_splits(config: RunConfig) -> data_lib.Splits:
-    splits = data_lib.load(config.dataset, config.data_dir, config.holdout)
+    splits = data_lib.load(config.dataset, config.data_dir, config.holdout, config.image_size)
     if config.eval_examples:
         splits.test = splits.test.take(config.eval_examples)
     return splits
@@ -84,12 +85,10 @@ def build_model(config: RunConfig, info: data_lib.DatasetInfo) -> keras.Model:
         from lipnorm.loading import load_model
 
         model = load_model(config.init_from)
-        if config.norm == "local" and groups_of(model) is None:
-            model = convert.batchnorm_to_localnorm(model, config.groups)
-        elif config.norm == "adaptive":
-            model = convert.batchnorm_to_adaptive(model, config.adapt_prior)
+        if convert.layers_of_type(model, keras.layers.BatchNormalization) and config.norm != "batch":
+            model = convert.batchnorm_to(model, config.norm, config.groups, config.adapt_prior)
     else:
-        model = models.build(config.model, info, norm)
+        model = models.build(config.model, info, norm, pretrained=config.pretrained)
     expected = tuple(model.inputs[0].shape[1:])
     if expected != tuple(info.image_shape):
         raise LipnormError(
@@ -182,7 +181,7 @@ def _log_dropped(config: RunConfig, info: data_lib.DatasetInfo) -> None:
         )
 
 
-def train_and_evaluate(config: RunConfig, augment=None) -> dict:
+def train_and_evaluate(config: RunConfig) -> dict:
     """Trains (resuming from <model_dir>/checkpoints), evaluates the grid, exports.
 
     Returns a summary with the history, the evaluation rows and the paths written.
@@ -203,6 +202,7 @@ def train_and_evaluate(config: RunConfig, augment=None) -> dict:
     with strategy.scope():
         model = build_model(config, info)
         compile_model(model, config, steps)
+    augment = augment_for(config.dataset, info.image_shape[0], config.seed) if config.augment else None
     train, val = _datasets(config, splits, augment, info.num_classes)
     log_dir = os.path.join(config.model_dir, "logs")
     callbacks = [
@@ -227,7 +227,8 @@ def train_and_evaluate(config: RunConfig, augment=None) -> dict:
     skipped = int(model.skipped_batches.numpy()) if isinstance(model, LipschitzModel) else 0
     if skipped:
         logging.warning("%d training batches had a non-finite loss or gradient and were skipped", skipped)
-    return {"history": history.history, "rows": rows, "paths": paths, "info": info, "skipped_batches": skipped}
+    return {"history": history.history, "rows": rows, "paths": paths, "info": info, "skipped_batches": skipped,
+            "replicas": strategy.num_replicas_in_sync}
 
 
 def _first_examples(test: tf.data.Dataset, count: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -70,3 +70,25 @@ def test_mixed_precision_keeps_float32_statistics():
     assert y.dtype == "float16"
     expected = local_norm(x.astype(np.float32), np.ones((2, 2)), np.zeros((2, 2)), 2)
     np.testing.assert_allclose(np.asarray(y, np.float32), expected, atol=2e-2)
+
+
+def test_mixed_precision_keeps_statistics_in_float32():
+    from lipnorm.layers import AdaptiveBN
+
+    x = np.random.default_rng(3).normal(300.0, 0.5, (8, 4, 4, 3)).astype("float32")
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        local, adaptive = LocalNorm(2), AdaptiveBN(prior=0.0)
+        y_local = local(x.astype("float16"))
+        y_adaptive = adaptive(x.astype("float16"), training=False)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert local.gamma.dtype == "float32" and y_local.dtype == "float16"
+    assert y_adaptive.dtype == "float16"
+    x16 = x.astype("float16").astype("float32")  # the inputs the layers saw
+    expected = local_norm(x16, np.ones((2, 3)), np.zeros((2, 3)), 2, eps=1e-3)
+    # float16 statistics of values near 300 would be off by whole units; float32 ones are exact
+    np.testing.assert_allclose(np.asarray(y_local, "float32"), expected, atol=2e-2)
+    mean, var = x16.mean(axis=(0, 1, 2)), x16.var(axis=(0, 1, 2))
+    np.testing.assert_allclose(np.asarray(y_adaptive, "float32"), (x16 - mean) / np.sqrt(var + 1e-3), atol=2e-2)

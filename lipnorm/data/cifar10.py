@@ -1,0 +1,81 @@
+"""CIFAR-10 from the python pickle batches (cifar-10-batches-py/), or keras' downloader."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from typing import Optional
+
+import numpy as np
+
+from lipnorm.data.base import Splits, from_arrays, hold_out
+from lipnorm.errors import LipnormError
+
+FOLDER = "cifar-10-batches-py"
+TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+TEST_FILE = "test_batch"
+# The usual per-channel constants of the CIFAR-10 training set, in [0, 1] units.
+STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
+
+
+def _batch_folder(data_dir: str) -> str:
+    """`data_dir` itself or its cifar-10-batches-py/ subfolder, whichever holds the batches."""
+    for candidate in (data_dir, os.path.join(data_dir, FOLDER)):
+        if os.path.isfile(os.path.join(candidate, TRAIN_FILES[0])):
+            return candidate
+    found = sorted(os.listdir(data_dir)) if os.path.isdir(data_dir) else []
+    raise LipnormError(
+        f"cifar10: expected the python batches {', '.join(TRAIN_FILES)} and {TEST_FILE} in {data_dir} "
+        f"or {os.path.join(data_dir, FOLDER)} (found: {', '.join(found) or 'nothing'}); "
+        "extract cifar-10-python.tar.gz there"
+    )
+
+
+def read_batch(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """One pickle batch -> (N, 32, 32, 3) uint8 images and (N,) labels."""
+    try:
+        with open(path, "rb") as f:
+            raw = pickle.load(f, encoding="bytes")
+        data = np.asarray(raw[b"data"], dtype=np.uint8)
+        labels = np.asarray(raw[b"labels"], dtype=np.int32)
+    except FileNotFoundError:
+        raise LipnormError(f"cifar10: {path} is missing") from None
+    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as e:
+        raise LipnormError(f"cifar10: {path} is not a CIFAR-10 python batch ({type(e).__name__}: {e})") from None
+    if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
+        raise LipnormError(
+            f"cifar10: {path} holds data of shape {data.shape} and {len(labels)} labels; "
+            "expected (N, 3072) and N labels"
+        )
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
+
+
+def load(data_dir: Optional[str] = None, holdout: int = 0) -> Splits:
+    """CIFAR-10 (50,000 train / 10,000 test 32x32 RGB images, 10 classes)."""
+    if data_dir:
+        if not os.path.isdir(data_dir):
+            raise LipnormError(f"--data_dir={data_dir} is not a directory")
+        folder = _batch_folder(data_dir)
+        parts = [read_batch(os.path.join(folder, name)) for name in TRAIN_FILES]
+        train = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+        test = None if holdout else read_batch(os.path.join(folder, TEST_FILE))
+    else:
+        train, test = _download()
+    source = "official test split"
+    if holdout:
+        train, test = hold_out(train, holdout, "cifar10")
+        source = f"held out last {holdout} training images"
+    return from_arrays("cifar10", train, test, scale=255.0, test_source=source, stats=STATS)
+
+
+def _download():
+    import keras
+
+    try:
+        (x, y), (xt, yt) = keras.datasets.cifar10.load_data()
+    except Exception as e:  # any network or file error from the downloader
+        raise LipnormError(
+            f"could not download CIFAR-10 ({type(e).__name__}); extract cifar-10-python.tar.gz "
+            "and pass --data_dir=FOLDER (the folder holding cifar-10-batches-py/)"
+        ) from None
+    return (x, y.reshape(-1).astype(np.int32)), (xt, yt.reshape(-1).astype(np.int32))
