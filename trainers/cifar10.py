@@ -1,22 +1,15 @@
 """CIFAR-10: python pickle batches from --data_dir (or a keras download).
 
-Defaults follow He et al.'s CIFAR recipe used by both papers: SGD momentum 0.9,
-lr 0.1 divided by 10 at epochs 150 and 225 of 300, batch 128, pad-crop + flip.
+Defaults: He et al.'s CIFAR schedule used by both papers, pad-crop + flip.
 """
 
 from lipnorm.config import RunConfig
 from lipnorm.training.loop import train_and_evaluate
+from lipnorm.training.optimizers import HE_CIFAR_SCHEDULE
 
 DEFAULTS = dict(
+    HE_CIFAR_SCHEDULE,
     model="resnet20",
-    epochs=300,
-    batch_size=128,
-    optimizer="sgd",
-    learning_rate=0.1,
-    momentum=0.9,
-    weight_decay=1e-4,
-    lr_boundaries=(150, 225),
-    lr_decay=0.1,
     augment=True,
     eval_noise="agn:0.5,1,2;apn:0.5,1;mbn:0.1,0.3,0.5;gaussian:0.02,0.04,0.06,0.08,0.1",
 )

@@ -1,7 +1,8 @@
 """Training augmentation per paper, built from Keras preprocessing layers.
 
-Each function returns an `Augment` for `train_pipeline`, applied per example
-inside tf.data (Keras 3 preprocessing layers run on the TF backend there).
+Each function returns an `Augment` for `train_pipeline`, applied to whole
+batches inside tf.data (Keras 3 preprocessing layers run on the TF backend
+there and draw their random parameters per image).
 """
 
 from __future__ import annotations

@@ -102,6 +102,17 @@ def hold_out(
     return (x[:-count], y[:-count]), (x[-count:], y[-count:])
 
 
+def choose_test_split(train, test, holdout: int, name: str):
+    """(train, test, description): the official `test`, or the last `holdout` training examples.
+
+    `train` and `test` are (images, labels) pairs of arrays or lists (e.g. of paths).
+    """
+    if not holdout:
+        return train, test, "official test split"
+    train, test = hold_out(train, holdout, name)
+    return train, test, f"held out last {holdout} training images"
+
+
 def train_pipeline(
     ds: tf.data.Dataset,
     batch_size: int,
@@ -109,15 +120,19 @@ def train_pipeline(
     augment: Optional[Augment] = None,
     shuffle_buffer: int = 50_000,
 ) -> tf.data.Dataset:
-    """Shuffles (reshuffled every epoch), augments, batches with drop_remainder, prefetches.
+    """Shuffles (reshuffled every epoch), batches with drop_remainder, augments, prefetches.
+
+    `augment` maps a batch (images, labels) to a batch and draws its random
+    parameters per image (Keras preprocessing layers do).
 
     drop_remainder keeps every training batch at `batch_size`, so LocalNorm's
     groups always have the same size.
     """
     ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    if augment is not None:
+    ds = ds.batch(batch_size, drop_remainder=True)
+    if augment is not None:  # on whole batches: one vectorized op per batch, random per image
         ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def eval_pipeline(ds: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:

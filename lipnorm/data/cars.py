@@ -22,7 +22,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from lipnorm.data.base import DatasetInfo, Splits
+from lipnorm.data.base import DatasetInfo, Splits, choose_test_split
 from lipnorm.errors import LipnormError
 
 IMAGE_SIDE = 224
@@ -165,15 +165,9 @@ def load(data_dir: Optional[str] = None, holdout: int = 0, image_size: Optional[
             f"train/<class>/ folders (found: {', '.join(found) or 'nothing'})"
         )
     train = _readable(*train, "train")
-    source = "official test split"
-    if holdout:
-        if not 0 < holdout < len(train[0]):
-            raise LipnormError(f"cars: --holdout={holdout} must be between 1 and {len(train[0]) - 1}")
-        test = (train[0][-holdout:], train[1][-holdout:])
-        train = (train[0][:-holdout], train[1][:-holdout])
-        source = f"held out last {holdout} training images"
-    else:
+    if not holdout:
         test = _readable(*test, "test")
+    train, test, source = choose_test_split(train, test, holdout, "cars")
     side = image_size or IMAGE_SIDE
     num_classes = max(len(names), max(train[1]) + 1, max(test[1]) + 1)
     info = DatasetInfo("cars", (side, side, 3), num_classes, len(train[0]), len(test[0]),

@@ -8,7 +8,7 @@ from typing import Optional
 
 import numpy as np
 
-from lipnorm.data.base import Splits, from_arrays, hold_out
+from lipnorm.data.base import Splits, choose_test_split, from_arrays
 from lipnorm.errors import LipnormError
 
 FOLDER = "cifar-10-batches-py"
@@ -61,10 +61,7 @@ def load(data_dir: Optional[str] = None, holdout: int = 0) -> Splits:
         test = None if holdout else read_batch(os.path.join(folder, TEST_FILE))
     else:
         train, test = _download()
-    source = "official test split"
-    if holdout:
-        train, test = hold_out(train, holdout, "cifar10")
-        source = f"held out last {holdout} training images"
+    train, test, source = choose_test_split(train, test, holdout, "cifar10")
     return from_arrays("cifar10", train, test, scale=255.0, test_source=source, stats=STATS)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from lipnorm.data.base import Splits, from_arrays, hold_out
+from lipnorm.data.base import Splits, choose_test_split, from_arrays
 from lipnorm.data.idx import read_idx
 from lipnorm.errors import LipnormError
 
@@ -60,10 +60,7 @@ def load(data_dir: Optional[str] = None, holdout: int = 0) -> Splits:
             )
     else:
         train, test = _download()
-    source = "official test split"
-    if holdout:
-        train, test = hold_out(train, holdout, "mnist")
-        source = f"held out last {holdout} training images"
+    train, test, source = choose_test_split(train, test, holdout, "mnist")
     return from_arrays("mnist", train, test, scale=255.0, test_source=source)
 
 

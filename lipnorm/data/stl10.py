@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 
-from lipnorm.data.base import Splits, from_arrays, hold_out
+from lipnorm.data.base import Splits, choose_test_split, from_arrays
 from lipnorm.errors import LipnormError
 
 FOLDER = "stl10_binary"
@@ -62,10 +62,7 @@ def load(data_dir: Optional[str] = None, holdout: int = 0) -> Splits:
         folder = _download()
     train = read_split(folder, "train")
     test = None if holdout else read_split(folder, "test")
-    source = "official test split"
-    if holdout:
-        train, test = hold_out(train, holdout, "stl10")
-        source = f"held out last {holdout} training images"
+    train, test, source = choose_test_split(train, test, holdout, "stl10")
     return from_arrays("stl10", train, test, scale=255.0, test_source=source, stats=STATS)
 
 

@@ -10,6 +10,13 @@ from lipnorm.errors import LipnormError
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
+# He et al.'s CIFAR recipe, used by both papers' CIFAR-10 and STL-10 setups: SGD with
+# momentum 0.9, weight decay 1e-4, lr 0.1 divided by 10 at epochs 150 and 225 of 300, batch 128.
+HE_CIFAR_SCHEDULE = dict(
+    epochs=300, batch_size=128, optimizer="sgd", learning_rate=0.1, momentum=0.9,
+    weight_decay=1e-4, lr_boundaries=(150, 225), lr_decay=0.1,
+)
+
 
 def make_optimizer(
     name: str,

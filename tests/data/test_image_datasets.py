@@ -103,3 +103,7 @@ def test_paper_augmentation_keeps_shape_and_range_and_changes_images(name, side)
     assert all(0.0 <= o.min() and o.max() <= 1.0 for o in outs)
     assert any(not np.allclose(o, image) for o in outs)
     assert for_dataset("mnist", 28, 0) is None
+    batch = np.stack([image] * 6)
+    out = augment(batch, np.zeros(6))[0].numpy()
+    assert out.shape == batch.shape
+    assert len({o.tobytes() for o in out}) > 1  # random per image, not per batch
