@@ -31,12 +31,13 @@ def fastest_seconds(candidates: Mapping[str, Callable[[], object]], rounds: int 
     return best
 
 
-def mnist_like(n: int, seed: int = 0) -> tuple[tf.data.Dataset, DatasetInfo]:
-    """n random 28x28 images with labels (timings do not depend on pixel values)."""
+def mnist_like(n: int, seed: int = 0, shape=(28, 28, 1)) -> tuple[tf.data.Dataset, DatasetInfo]:
+    """n random images (28x28 by default) with labels (timings do not depend on pixel values)."""
     g = tf.random.Generator.from_seed(seed)
-    x = g.uniform([n, 28, 28, 1])
+    x = g.uniform([n, *shape])
     y = g.uniform([n], maxval=10, dtype=tf.int32)
-    info = DatasetInfo("mnist-like", (28, 28, 1), 10, n, n, (0.13,), (0.31,), "random")
+    channels = shape[-1]
+    info = DatasetInfo("random", tuple(shape), 10, n, n, (0.13,) * channels, (0.31,) * channels, "random")
     return tf.data.Dataset.from_tensor_slices((x, y)), info
 
 

@@ -57,3 +57,20 @@ def test_missing_custom_class_is_named(tmp_path):
         load_model(path)
     with pytest.raises(LipnormError, match="no saved model"):
         load_model(str(tmp_path / "none.keras"))
+
+
+def test_model_with_an_unknown_custom_layer_names_it(tmp_path):
+    @keras.saving.register_keras_serializable(package="users_package")
+    class Doubler(keras.layers.Layer):
+        def call(self, x):
+            return 2 * x
+
+    inputs = keras.Input((3,))
+    path = str(tmp_path / "custom.keras")
+    keras.Model(inputs, Doubler()(inputs)).save(path)
+    registry = keras.saving.get_custom_objects()
+    registry.pop("users_package>Doubler")  # as in a fresh process that never imported the class
+    with pytest.raises(LipnormError, match=r"custom layer or model class .*Doubler.* not registered"):
+        load_model(path)
+    with pytest.raises(LipnormError, match="no saved model at"):
+        load_model(str(tmp_path / "missing.keras"))
