@@ -53,9 +53,9 @@ def test_every_config_parses_into_the_paper_setup(path, monkeypatch):
         assert (config.model, config.pretrained) == ("resnet152", "imagenet")
 
 
-def _fake_data(dataset, tmp_path, mnist_dir):
-    if dataset == "mnist":
-        return dict(data_dir=mnist_dir, holdout=200)
+def _fake_data(dataset, tmp_path, request):
+    if dataset == "mnist":  # the real subset from ../shared
+        return dict(data_dir=request.getfixturevalue("mnist_dir"), holdout=200)
     writer = {"cifar10": fakes.write_cifar10, "stl10": fakes.write_stl10, "cars": fakes.write_cars_devkit}[dataset]
     extra = {"cars": dict(image_size=32, pretrained=None)}.get(dataset, {})
     return dict(data_dir=writer(str(tmp_path / "data")), **extra)
@@ -63,11 +63,11 @@ def _fake_data(dataset, tmp_path, mnist_dir):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
-def test_every_config_trains_a_few_steps_on_fake_data(path, tmp_path, monkeypatch, mnist_dir):
+def test_every_config_trains_a_few_steps_on_fake_data(path, tmp_path, monkeypatch, request):
     monkeypatch.chdir(ROOT)
     config = _parse(path)
     small = dataclasses.replace(
-        config, **_fake_data(config.dataset, tmp_path, mnist_dir),
+        config, **_fake_data(config.dataset, tmp_path, request),
         epochs=1, steps_per_epoch=2, batch_size=2 * config.groups if config.norm == "local" else 4,
         eval_examples=6, eval_noise=config.eval_noise.split(";")[0].split(",")[0],
         probe_examples=0, adapt_samples=4, model_dir=str(tmp_path / "run"), verbose=0,
