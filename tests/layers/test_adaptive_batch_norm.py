@@ -63,3 +63,21 @@ def test_negative_prior_and_config():
         AdaptiveBN(prior=-1)
     layer = AdaptiveBN(prior=8, momentum=0.9)
     assert AdaptiveBN.from_config(layer.get_config()).prior == 8.0
+
+
+@pytest.mark.parametrize("epsilon", [1e-5, 1e-3])
+@pytest.mark.parametrize("shape", [(6, 4, 4, 3), (6, 3), (1, 1, 1, 3), (6, 2, 3)])
+def test_fused_and_generic_paths_match_numpy(shape, epsilon):
+    """2-D/4-D features take TF's fused kernel, 3-D keras.ops; epsilon below cuDNN's minimum too."""
+    layer = AdaptiveBN(prior=4.0, epsilon=epsilon)
+    layer.build((None, *shape[1:]))
+    r = np.random.default_rng(1)
+    layer.set_weights([r.normal(1, .2, 3), r.normal(0, .2, 3), r.normal(0, 1, 3), r.uniform(0.5, 2, 3)])
+    x = r.normal(0.5, 2, shape).astype("float32")
+    gamma, beta, mu_s, var_s = (np.asarray(w, np.float64) for w in layer.get_weights())
+    axes = tuple(range(len(shape) - 1))
+    w = 4.0 / (4.0 + shape[0])
+    mu = w * mu_s + (1 - w) * x.mean(axis=axes)
+    var = w * var_s + (1 - w) * x.var(axis=axes)
+    expected = gamma * (x - mu) / np.sqrt(var + epsilon) + beta
+    np.testing.assert_allclose(layer(x), expected, atol=2e-4)
