@@ -27,7 +27,7 @@ def main() -> None:
         batches = grid.noisy_batches(test, cell, 100, seed=0, clip=True)
         return lambda: grid._accuracy(predict, batches)
 
-    results = fastest_seconds({cell.noise: evaluation(cell) for cell in cells}, rounds=5)
+    results = fastest_seconds({cell.noise: evaluation(cell) for cell in cells}, rounds=11)
     for name, seconds in results.items():
         print(f"{name:6s} {seconds * 1000:8.1f} ms  ratio to clean {seconds / results['clean']:.3f}")
     worst = max(v for k, v in results.items() if k != "clean") / results["clean"]

@@ -8,6 +8,8 @@ independently for every pixel and channel.
 
 from __future__ import annotations
 
+import math
+
 import tensorflow as tf
 
 
@@ -17,10 +19,31 @@ def agn(images: tf.Tensor, severity: float, seed: tf.Tensor) -> tf.Tensor:
     return images * (1.0 + xi)
 
 
+_INVERSION_MAX_RATE = 100.0
+
+
+def _poisson_cdf(rate: float) -> list[float]:
+    """P(k <= j) for j = 0 .. rate + 12 sqrt(rate) + 12 (the rest of the tail is below 1e-12)."""
+    terms = int(math.ceil(rate + 12 * math.sqrt(rate) + 12))
+    cdf, p, total = [], math.exp(-rate), 0.0
+    for j in range(terms):
+        total += p
+        cdf.append(min(total, 1.0))
+        p *= rate / (j + 1)
+    return cdf
+
+
 def _centered_poisson(images: tf.Tensor, severity: float, seed: tf.Tensor) -> tf.Tensor:
     # k ~ Poisson(sigma) shifted to zero mean: variance sigma, as in the digest's reading.
-    k = tf.random.stateless_poisson(tf.shape(images), seed, lam=severity, dtype=images.dtype)
-    return k - tf.cast(severity, images.dtype)
+    if isinstance(severity, (int, float)) and severity <= _INVERSION_MAX_RATE:
+        # Inversion: k = #{j : U > P(k <= j)}, one uniform and a binary search per value;
+        # about twice as fast as tf.random.stateless_poisson for the rates used here.
+        cdf = tf.constant(_poisson_cdf(float(severity)), tf.float64)
+        u = tf.random.stateless_uniform(tf.reshape(tf.size(images), [1]), seed, dtype=tf.float64)
+        k = tf.reshape(tf.searchsorted(cdf, u, side="right"), tf.shape(images))
+    else:
+        k = tf.random.stateless_poisson(tf.shape(images), seed, lam=severity, dtype=images.dtype)
+    return tf.cast(k, images.dtype) - tf.cast(severity, images.dtype)
 
 
 def apn_additive(images: tf.Tensor, severity: float, seed: tf.Tensor) -> tf.Tensor:

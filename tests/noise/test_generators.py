@@ -31,6 +31,19 @@ def test_apn_is_zero_mean_with_variance_sigma(sigma):
     assert abs(mul.mean()) < 0.02
 
 
+@pytest.mark.parametrize("rate", [0.5, 3.0, 150.0])  # 150: beyond the inversion table, TF's sampler
+def test_apn_counts_follow_the_poisson_distribution(rate):
+    from scipy.stats import poisson
+
+    k = np.round(noise.apn_additive(tf.zeros([200_000]), rate, SEED).numpy() + rate).astype(int)
+    assert k.min() >= 0
+    values = np.arange(max(0, int(rate - 3 * rate**0.5)), int(rate + 3 * rate**0.5) + 1)
+    observed = np.array([(k == v).mean() for v in values])
+    expected = poisson.pmf(values, rate)
+    # each frequency within 5 binomial standard errors of the Poisson probability
+    assert np.all(np.abs(observed - expected) <= 5 * np.sqrt(expected * (1 - expected) / k.size) + 1e-4)
+
+
 def test_mbn_drops_at_rate():
     y = noise.mbn(X, 0.3, SEED).numpy()
     assert set(np.unique(y)) <= {0.0, 0.5}
