@@ -244,6 +244,12 @@ class Estimator:
             out.append((mean.astype(np.float32), var.astype(np.float32)))
         return out
 
+    def store(self, layers: list, prior: Optional[float]) -> None:
+        """Writes the blended statistics of the last run into `layers` (BN layers in model order)."""
+        for layer, (mean, var) in zip(layers, self.blended(prior)):
+            layer.moving_mean.assign(mean)
+            layer.moving_variance.assign(var)
+
     def detach(self) -> None:
         self.collector.detach()
 
@@ -258,12 +264,10 @@ def estimate_and_store(
     estimator = Estimator(adaptive)
     try:
         n = estimator.run(data, samples, batch_size)
-        stats = estimator.blended(prior)
     finally:
         estimator.detach()
-    for layer, (mean, var) in zip(estimator.collector.layers, stats):
-        layer.moving_mean.assign(mean)
-        layer.moving_variance.assign(var)
+    estimator.store(estimator.collector.layers, prior)
+    for layer in estimator.collector.layers:
         layer.prior = None
     return n
 

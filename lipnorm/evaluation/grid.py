@@ -92,9 +92,7 @@ class _FixedAdaptation:
 
     def estimate(self, images: tf.data.Dataset) -> None:
         self.estimator.run(images, self.settings.samples, self.batch_size)
-        for layer, (mean, var) in zip(self.layers, self.estimator.blended(self.settings.prior)):
-            layer.moving_mean.assign(mean)
-            layer.moving_variance.assign(var)
+        self.estimator.store(self.layers, self.settings.prior)
 
     def predict(self, images, seed):
         return self._predict(images)
