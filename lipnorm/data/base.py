@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Callable, Optional
 
 import numpy as np
@@ -100,6 +101,20 @@ def hold_out(
             f"{name}: --holdout={count} must be between 1 and the training set size - 1 ({len(x) - 1})"
         )
     return (x[:-count], y[:-count]), (x[-count:], y[-count:])
+
+
+def folder_with(name: str, *folders: str) -> Optional[str]:
+    """The first of `folders` that holds a file called `name` (datasets unpack with or without their top folder)."""
+    for folder in folders:
+        if os.path.isfile(os.path.join(folder, name)):
+            return folder
+    return None
+
+
+def listing(data_dir: str) -> str:
+    """What `data_dir` holds, for error messages that say what was found."""
+    found = sorted(os.listdir(data_dir)) if os.path.isdir(data_dir) else []
+    return ", ".join(found) or "nothing"
 
 
 def choose_test_split(train, test, holdout: int, name: str):

@@ -22,7 +22,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from lipnorm.data.base import DatasetInfo, Splits, choose_test_split
+from lipnorm.data.base import DatasetInfo, Splits, choose_test_split, folder_with, listing
 from lipnorm.errors import LipnormError
 
 IMAGE_SIDE = 224
@@ -58,10 +58,9 @@ def _annotations(path: str, image_dir: str) -> tuple[list[str], list[int]]:
 
 
 def _first_file(data_dir: str, name: str) -> Optional[str]:
-    for folder in (data_dir, os.path.join(data_dir, "devkit")):
-        if os.path.isfile(os.path.join(folder, name)):
-            return os.path.join(folder, name)
-    return None
+    """data_dir/name or data_dir/devkit/name (the releases differ), or None."""
+    folder = folder_with(name, data_dir, os.path.join(data_dir, "devkit"))
+    return None if folder is None else os.path.join(folder, name)
 
 
 def _devkit(data_dir: str):
@@ -159,10 +158,9 @@ def load(data_dir: Optional[str] = None, holdout: int = 0, image_size: Optional[
     elif os.path.isdir(os.path.join(data_dir, "train")):
         train, test, names = _folders(data_dir)
     else:
-        found = sorted(os.listdir(data_dir))
         raise LipnormError(
             f"cars: {data_dir} has neither the devkit layout (cars_train/, cars_test/, devkit/) nor "
-            f"train/<class>/ folders (found: {', '.join(found) or 'nothing'})"
+            f"train/<class>/ folders (found: {listing(data_dir)})"
         )
     train = _readable(*train, "train")
     if not holdout:

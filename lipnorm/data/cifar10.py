@@ -8,7 +8,7 @@ from typing import Optional
 
 import numpy as np
 
-from lipnorm.data.base import Splits, choose_test_split, from_arrays
+from lipnorm.data.base import Splits, choose_test_split, folder_with, from_arrays, listing
 from lipnorm.errors import LipnormError
 
 FOLDER = "cifar-10-batches-py"
@@ -20,15 +20,14 @@ STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 
 def _batch_folder(data_dir: str) -> str:
     """`data_dir` itself or its cifar-10-batches-py/ subfolder, whichever holds the batches."""
-    for candidate in (data_dir, os.path.join(data_dir, FOLDER)):
-        if os.path.isfile(os.path.join(candidate, TRAIN_FILES[0])):
-            return candidate
-    found = sorted(os.listdir(data_dir)) if os.path.isdir(data_dir) else []
-    raise LipnormError(
-        f"cifar10: expected the python batches {', '.join(TRAIN_FILES)} and {TEST_FILE} in {data_dir} "
-        f"or {os.path.join(data_dir, FOLDER)} (found: {', '.join(found) or 'nothing'}); "
-        "extract cifar-10-python.tar.gz there"
-    )
+    folder = folder_with(TRAIN_FILES[0], data_dir, os.path.join(data_dir, FOLDER))
+    if folder is None:
+        raise LipnormError(
+            f"cifar10: expected the python batches {', '.join(TRAIN_FILES)} and {TEST_FILE} in {data_dir} "
+            f"or {os.path.join(data_dir, FOLDER)} (found: {listing(data_dir)}); "
+            "extract cifar-10-python.tar.gz there"
+        )
+    return folder
 
 
 def read_batch(path: str) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from lipnorm.data.base import Splits, choose_test_split, from_arrays
+from lipnorm.data.base import Splits, choose_test_split, from_arrays, listing
 from lipnorm.data.idx import read_idx
 from lipnorm.errors import LipnormError
 
@@ -47,10 +47,9 @@ def load(data_dir: Optional[str] = None, holdout: int = 0) -> Splits:
             raise LipnormError(f"--data_dir={data_dir} is not a directory")
         train = _read_split(data_dir, "train")
         if train is None:
-            found = sorted(os.listdir(data_dir))
             raise LipnormError(
                 f"mnist: {data_dir} lacks {' and '.join(FILES['train'])} "
-                f"(found: {', '.join(found) or 'nothing'})"
+                f"(found: {listing(data_dir)})"
             )
         test = None if holdout else _read_split(data_dir, "test")
         if test is None and not holdout:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 
-from lipnorm.data.base import Splits, choose_test_split, from_arrays
+from lipnorm.data.base import Splits, choose_test_split, folder_with, from_arrays, listing
 from lipnorm.errors import LipnormError
 
 FOLDER = "stl10_binary"
@@ -18,16 +18,9 @@ SIDE = 96
 STATS = ((0.4467, 0.4398, 0.4066), (0.2603, 0.2566, 0.2713))
 
 
-def _folder(data_dir: str) -> str:
-    for candidate in (data_dir, os.path.join(data_dir, FOLDER)):
-        if os.path.isfile(os.path.join(candidate, FILES["train"][0])):
-            return candidate
-    found = sorted(os.listdir(data_dir)) if os.path.isdir(data_dir) else []
-    expected = [name for pair in FILES.values() for name in pair]
-    raise LipnormError(
-        f"stl10: expected {', '.join(expected)} in {data_dir} or {os.path.join(data_dir, FOLDER)} "
-        f"(found: {', '.join(found) or 'nothing'}); extract stl10_binary.tar.gz there"
-    )
+def _folder(data_dir: str) -> Optional[str]:
+    """`data_dir` or its stl10_binary/ subfolder, whichever holds the training images."""
+    return folder_with(FILES["train"][0], data_dir, os.path.join(data_dir, FOLDER))
 
 
 def read_split(folder: str, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -58,6 +51,12 @@ def load(data_dir: Optional[str] = None, holdout: int = 0) -> Splits:
         if not os.path.isdir(data_dir):
             raise LipnormError(f"--data_dir={data_dir} is not a directory")
         folder = _folder(data_dir)
+        if folder is None:
+            expected = [name for pair in FILES.values() for name in pair]
+            raise LipnormError(
+                f"stl10: expected {', '.join(expected)} in {data_dir} or {os.path.join(data_dir, FOLDER)} "
+                f"(found: {listing(data_dir)}); extract stl10_binary.tar.gz there"
+            )
     else:
         folder = _download()
     train = read_split(folder, "train")
@@ -76,8 +75,7 @@ def _download() -> str:
             f"could not download STL-10 ({type(e).__name__}); fetch {URL}, extract it and pass "
             "--data_dir=FOLDER (the folder holding stl10_binary/)"
         ) from None
-    for candidate in (path, os.path.dirname(path)):
-        for folder in (candidate, os.path.join(candidate, FOLDER)):
-            if os.path.isfile(os.path.join(folder, FILES["train"][0])):
-                return folder
-    raise LipnormError(f"the STL-10 download at {path} does not hold {FOLDER}/")
+    folder = _folder(path) or _folder(os.path.dirname(path))
+    if folder is None:
+        raise LipnormError(f"the STL-10 download at {path} does not hold {FOLDER}/")
+    return folder
