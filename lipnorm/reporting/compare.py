@@ -25,11 +25,11 @@ import math
 import os
 from typing import Optional, Sequence
 
-from lipnorm.atomic import atomic_path, write_text
+from lipnorm.atomic import write_text
 from lipnorm.errors import LipnormError
 from lipnorm.evaluation.grid import Row
 from lipnorm.evaluation.modes import STANDARD
-from lipnorm.reporting import robustness
+from lipnorm.reporting import figures, robustness
 
 # Settings that decide which images a cell holds: runs must agree on them to be compared.
 DATA_KEYS = ("dataset", "holdout", "eval_examples", "clip_noise", "seed")
@@ -269,27 +269,21 @@ def to_markdown(summary: Summary) -> str:
 
 def plot_severity(summary: Summary, path: str) -> None:
     """One panel per noise type; accuracy vs severity, one line per entry (clean at 0)."""
-    plt = _pyplot()
+    plt = figures.pyplot()
     noises = summary.noises or ("clean",)
     fig, axes = plt.subplots(1, len(noises), figsize=(4.5 * len(noises), 3.8), squeeze=False)
     for ax, noise in zip(axes[0], noises):
         for r in summary.results:
             acc = r.entry.accuracy()
-            pts = sorted((s, a) for (n, s), a in acc.items() if n == noise)
-            if ("clean", 0.0) in acc:
-                pts = [(0.0, acc["clean", 0.0])] + pts
-            ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], marker="o", label=r.entry.label)
-        ax.set_title(noise)
-        ax.set_xlabel("severity")
-        ax.set_ylabel("accuracy (%)")
-        ax.set_ylim(0, 100)
-        ax.grid(alpha=0.3)
+            points = [(s, a) for (n, s), a in acc.items() if n == noise]
+            figures.severity_curve(ax, points, acc.get(("clean", 0.0)), r.entry.label)
+        figures.accuracy_axes(ax, noise)
     axes[0][-1].legend(fontsize=7, loc="lower left")
-    _save(fig, plt, path)
+    figures.save(fig, path)
 
 
 def plot_mce(summary: Summary, path: str) -> None:
-    plt = _pyplot()
+    plt = figures.pyplot()
     labels = [r.entry.label for r in summary.results]
     values = [0.0 if math.isnan(r.mce) else r.mce for r in summary.results]
     fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(labels) + 1.5), 3.8))
@@ -299,23 +293,7 @@ def plot_mce(summary: Summary, path: str) -> None:
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(f"mCE (%), baseline {summary.baseline} = 100")
     ax.set_title("mean corruption error (lower is better)")
-    _save(fig, plt, path)
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, plt, path: str) -> None:
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    figures.save(fig, path)
 
 
 def compare(directories: Sequence[str], out: str, baseline: Optional[str] = None) -> Summary:

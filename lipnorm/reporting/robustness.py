@@ -9,9 +9,10 @@ import math
 import os
 from typing import Optional, Sequence
 
-from lipnorm.atomic import atomic_path, write_text
+from lipnorm.atomic import write_text
 from lipnorm.errors import LipnormError
 from lipnorm.evaluation.grid import Row
+from lipnorm.reporting import figures
 
 CSV_NAME, MD_NAME, PNG_NAME = "robustness.csv", "robustness.md", "robustness.png"
 SETTINGS_NAME = "robustness.json"  # what the rows were evaluated on: lets `lipnorm compare` check runs agree
@@ -68,35 +69,21 @@ def markdown(rows: Sequence[Row]) -> str:
 
 def plot(rows: Sequence[Row], path: str, title: str = "") -> None:
     """One panel per variant; in each, accuracy vs severity, one line per noise type (clean at 0)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = figures.pyplot()
     variants = list(dict.fromkeys(variant(r) for r in rows))
     noises = [n for n in dict.fromkeys(r.noise for r in rows) if n != "clean"]
     fig, axes = plt.subplots(1, len(variants), figsize=(4.5 * len(variants), 3.6), squeeze=False)
     for ax, v in zip(axes[0], variants):
         mine = [r for r in rows if variant(r) == v]
-        clean = [r.accuracy for r in mine if r.noise == "clean"]
+        clean = next((r.accuracy for r in mine if r.noise == "clean"), None)
         for noise in noises:
-            pts = sorted((r.severity, r.accuracy) for r in mine if r.noise == noise)
-            if clean:
-                pts = [(0.0, clean[0])] + pts
-            ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], marker="o", label=noise)
-        ax.set_title(v)
-        ax.set_xlabel("severity")
-        ax.set_ylabel("accuracy (%)")
-        ax.set_ylim(0, 100)
-        ax.grid(alpha=0.3)
+            figures.severity_curve(ax, [(r.severity, r.accuracy) for r in mine if r.noise == noise], clean, noise)
+        figures.accuracy_axes(ax, v)
         if noises:
             ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    figures.save(fig, path)
 
 
 def write_report(rows: Sequence[Row], model_dir: str, title: str = "", settings: Optional[dict] = None) -> None:
