@@ -17,12 +17,17 @@ def image_input(shape: Sequence[int], mean: Sequence[float], std: Sequence[float
     return inputs, x
 
 
+def conv(x, filters: int, kernel: int, name: str, strides: int = 1, bias: bool = False):
+    """A 'same'-padded, He-initialized convolution (bias only where no norm with an offset follows)."""
+    return keras.layers.Conv2D(
+        filters, kernel, strides=strides, padding="same", use_bias=bias,
+        kernel_initializer="he_normal", name=name,
+    )(x)
+
+
 def conv_norm_act(x, filters: int, kernel: int, norm: NormSpec, name: str, strides: int = 1):
     """conv -> norm -> ReLU; the conv has no bias when a norm with an offset follows."""
-    x = keras.layers.Conv2D(
-        filters, kernel, strides=strides, padding="same", use_bias=norm.name == "none",
-        kernel_initializer="he_normal", name=f"{name}_conv",
-    )(x)
+    x = conv(x, filters, kernel, f"{name}_conv", strides, bias=norm.name == "none")
     x = norm.layer(f"{name}_norm")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 

@@ -20,19 +20,14 @@ from lipnorm.models import blocks
 WIDTHS = (16, 32, 64)
 
 
-def _conv(x, filters: int, kernel: int, strides: int, name: str, bias: bool = False):
-    return keras.layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=bias,
-                               kernel_initializer="he_normal", name=name)(x)
-
-
 def _basic_block(x, filters: int, strides: int, norm: NormSpec, name: str):
     """conv-norm-relu-conv-norm (+ shortcut) -> relu."""
     shortcut = x
     if strides != 1 or x.shape[-1] != filters:
-        shortcut = _conv(x, filters, 1, strides, f"{name}_proj_conv", bias=norm.name == "none")
+        shortcut = blocks.conv(x, filters, 1, f"{name}_proj_conv", strides, bias=norm.name == "none")
         shortcut = norm.layer(f"{name}_proj_norm")(shortcut)
     y = blocks.conv_norm_act(x, filters, 3, norm, name=f"{name}_a", strides=strides)
-    y = _conv(y, filters, 3, 1, f"{name}_b_conv", bias=norm.name == "none")
+    y = blocks.conv(y, filters, 3, f"{name}_b_conv", bias=norm.name == "none")
     y = norm.layer(f"{name}_b_norm")(y)
     y = keras.layers.Add(name=f"{name}_add")([shortcut, y])
     return keras.layers.ReLU(name=f"{name}_out")(y)
@@ -44,11 +39,11 @@ def _preact_block(x, filters: int, strides: int, norm: NormSpec, name: str):
     pre = keras.layers.ReLU(name=f"{name}_a_relu")(pre)
     shortcut = x
     if strides != 1 or x.shape[-1] != filters:
-        shortcut = _conv(pre, filters, 1, strides, f"{name}_proj_conv")
-    y = _conv(pre, filters, 3, strides, f"{name}_a_conv", bias=norm.name == "none")
+        shortcut = blocks.conv(pre, filters, 1, f"{name}_proj_conv", strides)
+    y = blocks.conv(pre, filters, 3, f"{name}_a_conv", strides, bias=norm.name == "none")
     y = norm.layer(f"{name}_b_norm")(y)
     y = keras.layers.ReLU(name=f"{name}_b_relu")(y)
-    y = _conv(y, filters, 3, 1, f"{name}_b_conv")
+    y = blocks.conv(y, filters, 3, f"{name}_b_conv")
     return keras.layers.Add(name=f"{name}_add")([shortcut, y])
 
 
@@ -59,7 +54,7 @@ def cifar_resnet(info: DatasetInfo, norm: NormSpec, depth: int, preact: bool = F
     n = (depth - 2) // 6
     inputs, x = blocks.image_input(info.image_shape, info.mean, info.std)
     if preact:
-        x = _conv(x, WIDTHS[0], 3, 1, "stem_conv")
+        x = blocks.conv(x, WIDTHS[0], 3, "stem_conv")
     else:
         x = blocks.conv_norm_act(x, WIDTHS[0], 3, norm, name="stem")
     block = _preact_block if preact else _basic_block
