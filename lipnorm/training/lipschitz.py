@@ -161,36 +161,30 @@ class LipschitzModel(keras.Model):
         context, as keras' LossScaleOptimizer does.
         """
 
-        def apply():
+        def apply(grads):
             self.optimizer.apply(grads, self.trainable_variables)
+            return tf.constant(True)
 
-        def skip():  # no weight update, and BN statistics as they were before the batch
-            for v, value in zip(moving, before):
+        def skip(values):  # no weight update, and BN statistics as they were before the batch
+            for v, value in zip(moving, values):
                 v.assign(value)
             self.skipped_batches.assign_add(1)
+            return tf.constant(False)
 
         context = tf.distribute.get_replica_context()
         if not tf.distribute.has_strategy() or context is None or context.num_replicas_in_sync == 1:
-            tf.cond(finite, lambda: apply() or tf.constant(True), lambda: skip() or tf.constant(False))
+            tf.cond(finite, lambda: apply(grads), lambda: skip(before))
             return finite
         failed = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(tf.logical_not(finite), tf.int32))
         finite = tf.equal(failed, 0)
 
         def cross_replica(strategy, finite, grads, before):
-            flag = strategy.experimental_local_results(finite)[0]
-
             def apply_all():
-                strategy.extended.call_for_each_replica(
-                    lambda g: self.optimizer.apply(g, self.trainable_variables), args=(grads,))
+                strategy.extended.call_for_each_replica(apply, args=(grads,))
                 return tf.constant(True)
 
-            def skip_all():
-                for v, value in zip(moving, before):
-                    v.assign(strategy.experimental_local_results(value)[0])
-                self.skipped_batches.assign_add(1)
-                return tf.constant(False)
-
-            return tf.cond(flag, apply_all, skip_all)
+            first = strategy.experimental_local_results  # every replica holds the same values
+            return tf.cond(first(finite)[0], apply_all, lambda: skip([first(v)[0] for v in before]))
 
         context.merge_call(cross_replica, args=(finite, grads, before))
         return finite
