@@ -25,9 +25,11 @@ class AdaptiveBN(keras.layers.BatchNormalization):
     batch statistics alone. n counts samples (images), not pixels. var_t is
     the biased (population) variance, as in BatchNormalization's training
     branch; with n = 1 and dense features var_t is 0. On the TensorFlow
-    backend, dense and channels-last conv features get mu_t, var_t and the
-    normalized batch from TF's fused batch-norm kernel in one pass (same
-    numbers as the formula, checked against numpy in the tests).
+    backend, dense and channels-last conv features take TF's fused
+    batch-norm kernels: the training-mode kernel for mu_t and var_t, the
+    inference-mode kernel (fused with a following ReLU by Grappler) to
+    normalize with the blended statistics (same numbers as the formula,
+    checked against numpy in the tests).
 
     Args:
         prior: N >= 0, or None for no adaptation. Default None.
@@ -62,61 +64,84 @@ class AdaptiveBN(keras.layers.BatchNormalization):
             return super().call(inputs, training=training, mask=mask)
         compute_dtype = keras.backend.result_type(inputs.dtype, "float32")
         x = ops.cast(inputs, compute_dtype)
-        fused = self._fused_moments(x, mask)
-        # One reduction serves both the statistics sink and the blend.
-        batch_mean, batch_var = fused[1:] if fused else self._moments(x, mask)
+        fused = self._fused_kernel_applies(x, mask)
+        batch_mean, batch_var = self._fused_moments(x) if fused else self._moments(x, mask)
         if self.stats_sink is not None:
             self.stats_sink.update(self, x, batch_mean, batch_var)
-        if self.prior is None and not fused:
-            return super().call(inputs, training=False, mask=mask)
-        n = ops.cast(ops.shape(x)[0], compute_dtype)
         if self.prior is None:
-            w_source = ops.ones((), compute_dtype)
-        elif self.prior > 0:
-            w_source = self.prior / (self.prior + n)
-        else:
-            w_source = ops.zeros((), compute_dtype)
-        w_target = 1.0 - w_source
-        mean = w_source * ops.cast(self.moving_mean, compute_dtype) + w_target * batch_mean
-        variance = w_source * ops.cast(self.moving_variance, compute_dtype) + w_target * batch_var
-        gamma = ops.cast(self.gamma, compute_dtype) if self.scale else 1.0
-        beta = ops.cast(self.beta, compute_dtype) if self.center else 0.0
+            return super().call(inputs, training=False, mask=mask)
+        mean, variance = self._blend(x, batch_mean, batch_var, compute_dtype)
         if fused:
-            # z = (x - mu_t) / sqrt(var_t + eps), so y = gamma (x - mu) / sqrt(var + eps) + beta = z a + b.
-            z = fused[0]
-            inv = ops.rsqrt(variance + self.epsilon) * gamma
-            outputs = z * (inv * ops.sqrt(batch_var + _fused_epsilon(self.epsilon))) + (beta + inv * (batch_mean - mean))
+            outputs = self._fused_normalize(x, mean, variance)
         else:
             outputs = ops.batch_normalization(
                 x=x, mean=mean, variance=variance, axis=self.axis,
-                offset=beta if self.center else None, scale=gamma if self.scale else None,
+                offset=ops.cast(self.beta, compute_dtype) if self.center else None,
+                scale=ops.cast(self.gamma, compute_dtype) if self.scale else None,
                 epsilon=self.epsilon,
             )
         return ops.cast(outputs, self.compute_dtype)
 
-    def _fused_moments(self, x, mask):
-        """(z, mean, biased variance) from TensorFlow's fused batch-norm kernel, or None.
+    def _blend(self, x, batch_mean, batch_var, dtype):
+        """N/(N+n) source + n/(N+n) batch, for the mean and the variance."""
+        n = x.shape[0]
+        if self.prior == 0:
+            return batch_mean, batch_var
+        if n is None:  # weights as tensors only when the batch size is not known when tracing
+            w_source = self.prior / (self.prior + ops.cast(ops.shape(x)[0], dtype))
+        else:
+            w_source = self.prior / (self.prior + n)
+        w_target = 1.0 - w_source
+        mean = w_source * ops.cast(self.moving_mean, dtype) + w_target * batch_mean
+        variance = w_source * ops.cast(self.moving_variance, dtype) + w_target * batch_var
+        return mean, variance
 
-        For channels-last conv features (and dense features, viewed as 1x1
-        maps) the fused kernel computes the batch moments and the
-        batch-normalized z in one pass (oneDNN on CPU, cuDNN on GPU), which is
-        markedly faster than separate reductions; the blend is then one affine
-        map of z. Other ranks, axes, masks or backends use keras.ops.
+    def _fused_kernel_applies(self, x, mask) -> bool:
+        """Whether TensorFlow's fused batch-norm kernels can serve these features.
+
+        Channels-last conv features (and dense features, viewed as 1x1 maps)
+        in float32 on the TensorFlow backend, without a mask. The fused
+        kernels (oneDNN on CPU, cuDNN on GPU) compute the batch moments in one
+        pass and normalize in one pass, where keras.ops takes two reductions
+        and two elementwise passes.
         """
         rank = len(x.shape)
-        if (mask is not None or rank not in (2, 4) or self.axis not in (-1, rank - 1)
-                or keras.backend.backend() != "tensorflow" or x.dtype != "float32"):
-            return None
+        return (mask is None and rank in (2, 4) and self.axis in (-1, rank - 1)
+                and keras.backend.backend() == "tensorflow" and x.dtype == "float32")
+
+    @staticmethod
+    def _as_maps(x):
+        import tensorflow as tf
+
+        return x if len(x.shape) == 4 else tf.reshape(x, [-1, 1, 1, x.shape[-1]])
+
+    def _fused_moments(self, x):
+        """Batch mean and biased variance from the fused kernel in training mode."""
         import tensorflow as tf
 
         channels = x.shape[-1]
-        x4 = x if rank == 4 else tf.reshape(x, [-1, 1, 1, channels])  # dense features as 1x1 maps
-        z, mean, unbiased = tf.compat.v1.nn.fused_batch_norm(
-            x4, tf.ones([channels]), tf.zeros([channels]), epsilon=_fused_epsilon(self.epsilon), is_training=True
+        _, mean, unbiased = tf.compat.v1.nn.fused_batch_norm(
+            self._as_maps(x), tf.ones([channels]), tf.zeros([channels]), is_training=True
         )
-        count = tf.cast(tf.size(x) // channels, tf.float32)
+        count = math.prod(x.shape[:-1]) if None not in x.shape else tf.cast(tf.size(x) // channels, tf.float32)
         # The kernel reports the Bessel-corrected variance; adaptation uses the biased one.
-        return tf.reshape(z, tf.shape(x)), mean, unbiased * ((count - 1.0) / count)
+        return mean, unbiased * ((count - 1.0) / count)
+
+    def _fused_normalize(self, x, mean, variance):
+        """gamma (x - mean) / sqrt(variance + epsilon) + beta by the fused kernel in inference mode."""
+        import tensorflow as tf
+
+        channels = x.shape[-1]
+        kernel_epsilon = _fused_epsilon(self.epsilon)
+        if kernel_epsilon != self.epsilon:  # the kernel raises epsilon to cuDNN's minimum: keep var + eps exact
+            variance = variance + (self.epsilon - kernel_epsilon)
+        gamma = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([channels])
+        beta = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([channels])
+        y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+            self._as_maps(x), gamma, beta, mean=mean, variance=variance,
+            epsilon=kernel_epsilon, is_training=False,
+        )
+        return y if len(x.shape) == 4 else tf.reshape(y, tf.shape(x))
 
     def get_config(self):
         return {**super().get_config(), "prior": self.prior}

@@ -81,3 +81,25 @@ def test_fused_and_generic_paths_match_numpy(shape, epsilon):
     var = w * var_s + (1 - w) * x.var(axis=axes)
     expected = gamma * (x - mu) / np.sqrt(var + epsilon) + beta
     np.testing.assert_allclose(layer(x), expected, atol=2e-4)
+
+
+@pytest.mark.parametrize("shape", [(6, 4, 4, 3), (6, 3)])
+@pytest.mark.parametrize("center,scale", [(True, True), (False, False)])
+def test_fused_path_keeps_tiny_epsilon_and_optional_gamma_beta(shape, center, scale):
+    """epsilon=1e-7 is below the fused kernel's minimum: with variances near 1e-6 it changes the output by ~2x."""
+    layer = AdaptiveBN(prior=4.0, epsilon=1e-7, center=center, scale=scale)
+    layer.build((None, *shape[1:]))
+    r = np.random.default_rng(2)
+    source = [r.normal(0, 1e-3, 3), r.uniform(0.5e-6, 2e-6, 3)]
+    layer.set_weights(([r.normal(1, .2, 3)] if scale else []) + ([r.normal(0, .2, 3)] if center else []) + source)
+    x = r.normal(0, 1e-3, shape).astype("float32")
+    axes = tuple(range(len(shape) - 1))
+    w = 4.0 / (4.0 + shape[0])
+    mu = w * source[0] + (1 - w) * x.mean(axis=axes, dtype=np.float64)
+    var = w * source[1] + (1 - w) * x.var(axis=axes, dtype=np.float64)
+    expected = (x - mu) / np.sqrt(var + 1e-7)
+    if scale:
+        expected = expected * np.asarray(layer.gamma)
+    if center:
+        expected = expected + np.asarray(layer.beta)
+    np.testing.assert_allclose(layer(x), expected, rtol=1e-3, atol=1e-3)
