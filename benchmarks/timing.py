@@ -9,6 +9,7 @@ the same chances.
 
 from __future__ import annotations
 
+import statistics
 import time
 from typing import Callable, Mapping
 
@@ -17,18 +18,34 @@ import tensorflow as tf
 from lipnorm.data.base import DatasetInfo
 
 
-def fastest_seconds(candidates: Mapping[str, Callable[[], object]], rounds: int = 7, warmup: int = 2) -> dict[str, float]:
-    """{name: the fastest of `rounds` interleaved timings of candidates[name]()}."""
+def interleaved_seconds(
+    candidates: Mapping[str, Callable[[], object]], rounds: int = 7, warmup: int = 2
+) -> dict[str, list[float]]:
+    """{name: `rounds` timings of candidates[name](), taken interleaved after `warmup` calls each}."""
     for fn in candidates.values():
         for _ in range(warmup):
             fn()
-    best = {name: float("inf") for name in candidates}
+    samples: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(rounds):
         for name, fn in candidates.items():
             start = time.perf_counter()
             fn()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
+            samples[name].append(time.perf_counter() - start)
+    return samples
+
+
+def fastest_seconds(candidates: Mapping[str, Callable[[], object]], rounds: int = 7, warmup: int = 2) -> dict[str, float]:
+    """{name: the fastest of `rounds` interleaved timings of candidates[name]()}."""
+    return {name: min(t) for name, t in interleaved_seconds(candidates, rounds, warmup).items()}
+
+
+def median_ratio(samples: Mapping[str, list[float]], numerator: str, denominator: str) -> float:
+    """Median over rounds of numerator/denominator timed in the same round.
+
+    Neighbouring timings share the machine's state, so the per-round ratio is
+    steadier than a ratio of minima when the load changes during the run.
+    """
+    return statistics.median(a / b for a, b in zip(samples[numerator], samples[denominator]))
 
 
 def mnist_like(n: int, seed: int = 0, shape=(28, 28, 1)) -> tuple[tf.data.Dataset, DatasetInfo]:
