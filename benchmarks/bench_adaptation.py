@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.timing import interleaved_seconds, median_ratio, mnist_like  # noqa: E402
+from benchmarks.timing import image_shape_for, interleaved_seconds, median_ratio, mnist_like  # noqa: E402
 from lipnorm import adaptation, convert, models  # noqa: E402
 from lipnorm.layers import NormSpec  # noqa: E402
 
@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--model", default="localnorm_mnist_net")
     parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
-    shape = (28, 28, 1) if "mnist" in args.model or "lipschitz" in args.model else (32, 32, 3)
+    shape = image_shape_for(args.model)
     ds, info = mnist_like(N, shape=shape)
     images = tf.concat([b for b, _ in ds.batch(BATCH)], 0)
     model = models.build(args.model, info, NormSpec("batch"))

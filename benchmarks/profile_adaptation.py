@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tensorflow as tf  # noqa: E402
 from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
 
-from benchmarks.timing import mnist_like  # noqa: E402
+from benchmarks.timing import image_shape_for, mnist_like  # noqa: E402
 from lipnorm import convert, models  # noqa: E402
 from lipnorm.layers import AdaptiveBN, NormSpec  # noqa: E402
 
@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("--model", default="localnorm_mnist_net")
     parser.add_argument("--steps", type=int, default=30)
     args = parser.parse_args()
-    shape = (28, 28, 1) if "mnist" in args.model or "lipschitz" in args.model else (32, 32, 3)
+    shape = image_shape_for(args.model)
     _, info = mnist_like(BATCH, shape=shape)
     x = tf.random.uniform([BATCH, *shape])
     model = models.build(args.model, info, NormSpec("batch"))

@@ -48,6 +48,11 @@ def median_ratio(samples: Mapping[str, list[float]], numerator: str, denominator
     return statistics.median(a / b for a, b in zip(samples[numerator], samples[denominator]))
 
 
+def image_shape_for(model_name: str) -> tuple[int, int, int]:
+    """28x28x1 for the MNIST networks, 32x32x3 for the CIFAR architectures."""
+    return (28, 28, 1) if "mnist" in model_name or "lipschitz" in model_name else (32, 32, 3)
+
+
 def mnist_like(n: int, seed: int = 0, shape=(28, 28, 1)) -> tuple[tf.data.Dataset, DatasetInfo]:
     """n random images (28x28 by default) with labels (timings do not depend on pixel values)."""
     g = tf.random.Generator.from_seed(seed)
