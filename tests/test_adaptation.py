@@ -1,3 +1,5 @@
+import logging
+
 import keras
 import numpy as np
 import pytest
@@ -56,6 +58,18 @@ def test_adhoc_and_partial_adapt_per_set():
     adhoc = adaptation.adapt(model, scenario="adhoc", prior=16.0)
     single = adhoc.predict(X[:4])
     np.testing.assert_allclose(single[1:2], adhoc.predict(X[1:2]), atol=1e-5)
+
+
+@pytest.mark.parametrize("scenario", ["adhoc", "partial"])
+def test_set_wise_adaptation_is_vectorized_not_looped(scenario, caplog):
+    """pfor must not fall back to a while_loop over the sets (it would, silently, for the fused inference kernel)."""
+    caplog.set_level(logging.DEBUG, logger="tensorflow")
+    adapted = adaptation.adapt(_model(), scenario=scenario, prior=16.0, batch=5)
+    out = adapted.predict(X[:20])
+    assert not [r for r in caplog.records if "while_loop" in r.getMessage()]
+    size = adapted.set_size
+    per_set = np.concatenate([adapted.predict(X[i:i + size]) for i in range(0, 20, size)])
+    np.testing.assert_allclose(out, per_set, atol=1e-5)
 
 
 def test_bad_inputs(caplog):

@@ -28,8 +28,10 @@ class AdaptiveBN(keras.layers.BatchNormalization):
     backend, dense and channels-last conv features take TF's fused
     batch-norm kernels: the training-mode kernel for mu_t and var_t, the
     inference-mode kernel (fused with a following ReLU by Grappler) to
-    normalize with the blended statistics (same numbers as the formula,
-    checked against numpy in the tests).
+    normalize with the blended statistics; inside tf.vectorized_map (ad hoc
+    and partial adaptation, one set per iteration) the normalization is
+    elementwise, which pfor vectorizes. Same numbers as the formula either
+    way, checked against numpy in the tests.
 
     Args:
         prior: N >= 0, or None for no adaptation. Default None.
@@ -71,7 +73,7 @@ class AdaptiveBN(keras.layers.BatchNormalization):
         if self.prior is None:
             return super().call(inputs, training=False, mask=mask)
         mean, variance = self._blend(x, batch_mean, batch_var, compute_dtype)
-        if fused:
+        if fused and not _inside_vectorized_map():
             outputs = self._fused_normalize(x, mean, variance)
         else:
             outputs = ops.batch_normalization(
@@ -150,3 +152,17 @@ class AdaptiveBN(keras.layers.BatchNormalization):
 def _fused_epsilon(epsilon: float) -> float:
     """The epsilon TensorFlow's fused kernel uses (it raises smaller values to cuDNN's minimum)."""
     return max(epsilon, 1.001e-5)
+
+
+def _inside_vectorized_map() -> bool:
+    """Whether this is traced as the body of tf.vectorized_map (set-wise adaptation).
+
+    pfor vectorizes the fused inference kernel only for loop-invariant
+    statistics; with per-set statistics it would silently fall back to a
+    while_loop over the sets (2x slower ad hoc adaptation), so there the
+    normalization is elementwise. pfor traces the body under the name scope
+    "loop_body"; a false positive only costs the fused kernel's speed.
+    """
+    import tensorflow as tf
+
+    return "loop_body" in tf.get_current_name_scope().split("/")
