@@ -26,12 +26,13 @@ class AdaptiveBN(keras.layers.BatchNormalization):
     the biased (population) variance, as in BatchNormalization's training
     branch; with n = 1 and dense features var_t is 0. On the TensorFlow
     backend, dense and channels-last conv features take TF's fused
-    batch-norm kernels: the training-mode kernel for mu_t and var_t, the
-    inference-mode kernel (fused with a following ReLU by Grappler) to
-    normalize with the blended statistics; inside tf.vectorized_map (ad hoc
-    and partial adaptation, one set per iteration) the normalization is
+    training-mode kernel for mu_t and var_t and TF's fused
+    inference kernel (fused with a following ReLU by Grappler) to normalize
+    with the blended statistics; inside tf.vectorized_map (ad hoc and
+    partial adaptation, one set per iteration) the normalization is
     elementwise, which pfor vectorizes. Same numbers as the formula either
-    way, checked against numpy in the tests.
+    way, checked against numpy in the tests, and gradients with respect to
+    the inputs include the path through mu_t and var_t.
 
     Args:
         prior: N >= 0, or None for no adaptation. Default None.
@@ -99,13 +100,12 @@ class AdaptiveBN(keras.layers.BatchNormalization):
         return mean, variance
 
     def _fused_kernel_applies(self, x, mask) -> bool:
-        """Whether TensorFlow's fused batch-norm kernels can serve these features.
+        """Whether the TensorFlow kernels (moments, fused normalization) can serve these features.
 
         Channels-last conv features (and dense features, viewed as 1x1 maps)
-        in float32 on the TensorFlow backend, without a mask. The fused
-        kernels (oneDNN on CPU, cuDNN on GPU) compute the batch moments in one
-        pass and normalize in one pass, where keras.ops takes two reductions
-        and two elementwise passes.
+        in float32 on the TensorFlow backend, without a mask. They take one
+        pass for the moments and one to normalize, where keras.ops takes two
+        reductions and two elementwise passes.
         """
         rank = len(x.shape)
         return (mask is None and rank in (2, 4) and self.axis in (-1, rank - 1)
@@ -119,15 +119,9 @@ class AdaptiveBN(keras.layers.BatchNormalization):
 
     def _fused_moments(self, x):
         """Batch mean and biased variance from the fused kernel in training mode."""
-        import tensorflow as tf
+        from lipnorm.layers.channel_moments import batch_moments
 
-        channels = x.shape[-1]
-        _, mean, unbiased = tf.compat.v1.nn.fused_batch_norm(
-            self._as_maps(x), tf.ones([channels]), tf.zeros([channels]), is_training=True
-        )
-        count = math.prod(x.shape[:-1]) if None not in x.shape else tf.cast(tf.size(x) // channels, tf.float32)
-        # The kernel reports the Bessel-corrected variance; adaptation uses the biased one.
-        return mean, unbiased * ((count - 1.0) / count)
+        return batch_moments(x)
 
     def _fused_normalize(self, x, mean, variance):
         """gamma (x - mean) / sqrt(variance + epsilon) + beta by the fused kernel in inference mode."""
@@ -139,10 +133,7 @@ class AdaptiveBN(keras.layers.BatchNormalization):
             variance = variance + (self.epsilon - kernel_epsilon)
         gamma = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([channels])
         beta = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([channels])
-        y, _, _ = tf.compat.v1.nn.fused_batch_norm(
-            self._as_maps(x), gamma, beta, mean=mean, variance=variance,
-            epsilon=kernel_epsilon, is_training=False,
-        )
+        y = _normalize_by_fused_kernel(self._as_maps(x), mean, variance, gamma, beta, kernel_epsilon)
         return y if len(x.shape) == 4 else tf.reshape(y, tf.shape(x))
 
     def get_config(self):
@@ -152,6 +143,31 @@ class AdaptiveBN(keras.layers.BatchNormalization):
 def _fused_epsilon(epsilon: float) -> float:
     """The epsilon TensorFlow's fused kernel uses (it raises smaller values to cuDNN's minimum)."""
     return max(epsilon, 1.001e-5)
+
+
+def _normalize_by_fused_kernel(x, mean, variance, gamma, beta, epsilon: float):
+    """TF's fused inference kernel on NHWC `x`, with the gradient for mean and variance it leaves out.
+
+    In inference mode the kernel's gradient treats mean and variance as constants; here they
+    depend on the batch, so attacks and input gradients need d/d(mean) and d/d(variance) too.
+    """
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def normalize(x, mean, variance, gamma, beta):
+        y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+            x, gamma, beta, mean=mean, variance=variance, epsilon=epsilon, is_training=False
+        )
+
+        def grad(dy):
+            inv = tf.math.rsqrt(variance + epsilon)
+            d_beta = tf.reduce_sum(dy, [0, 1, 2])
+            d_gamma = tf.reduce_sum(dy * (x - mean) * inv, [0, 1, 2])
+            return (dy * (gamma * inv), -d_beta * gamma * inv, -0.5 * d_gamma * gamma * inv * inv, d_gamma, d_beta)
+
+        return y, grad
+
+    return normalize(x, mean, variance, gamma, beta)
 
 
 def _inside_vectorized_map() -> bool:
