@@ -37,7 +37,7 @@ def _stored_moments(layer, x):
 def _kind(kernel: str) -> str:
     if "Conv2D" in kernel or "MatMul" in kernel:
         return "conv/matmul"  # _FusedConv2D included: Grappler may fold BN and ReLU into it
-    if "BatchNorm" in kernel or kernel in ("Mul", "AddV2", "Sub", "Rsqrt", "Relu", "Reshape"):
+    if "BatchNorm" in kernel or kernel == "ChannelMoments" or kernel in ("Mul", "AddV2", "Sub", "Rsqrt", "Relu", "Reshape"):
         return "normalization"
     return "other"
 

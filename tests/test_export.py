@@ -1,3 +1,5 @@
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -28,6 +30,9 @@ def test_keras_and_saved_model_round_trip(norm, tmp_path):
     loaded = tf.saved_model.load(paths["saved_model"])  # keep a reference: it owns the variables
     served = loaded.serve(tf.constant(x)).numpy()
     np.testing.assert_allclose(served, expected, atol=1e-6)
+    # AdaptiveBN's one-pass moments kernel stays out: the SavedModel must load without lipnorm
+    with open(os.path.join(paths["saved_model"], "saved_model.pb"), "rb") as f:
+        assert b"ChannelMoments" not in f.read()
     # exporting again replaces the previous export whole
     export.export(model, str(tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras", "saved_model"]

@@ -25,8 +25,9 @@ class AdaptiveBN(keras.layers.BatchNormalization):
     batch statistics alone. n counts samples (images), not pixels. var_t is
     the biased (population) variance, as in BatchNormalization's training
     branch; with n = 1 and dense features var_t is 0. On the TensorFlow
-    backend, dense and channels-last conv features take TF's fused
-    training-mode kernel for mu_t and var_t and TF's fused
+    backend, dense and channels-last conv features take a one-pass kernel
+    for mu_t and var_t (`lipnorm.layers.channel_moments`, built on first
+    use; TF's fused training-mode kernel where it cannot run) and TF's fused
     inference kernel (fused with a following ReLU by Grappler) to normalize
     with the blended statistics; inside tf.vectorized_map (ad hoc and
     partial adaptation, one set per iteration) the normalization is
@@ -118,10 +119,10 @@ class AdaptiveBN(keras.layers.BatchNormalization):
         return x if len(x.shape) == 4 else tf.reshape(x, [-1, 1, 1, x.shape[-1]])
 
     def _fused_moments(self, x):
-        """Batch mean and biased variance from the fused kernel in training mode."""
+        """Batch mean and biased variance: one-pass kernel where it can run, else TF's fused kernel."""
         from lipnorm.layers.channel_moments import batch_moments
 
-        return batch_moments(x)
+        return batch_moments(x, one_pass=not _inside_vectorized_map())
 
     def _fused_normalize(self, x, mean, variance):
         """gamma (x - mean) / sqrt(variance + epsilon) + beta by the fused kernel in inference mode."""
