@@ -7,7 +7,8 @@ Where it cannot be built or cannot run (no compiler, a GPU, XLA, a SavedModel be
 LIPNORM_CUSTOM_KERNELS=0), TF's fused batch-norm kernel in training mode serves instead: same
 numbers, but it reads the features twice and writes a normalized copy, which made AdaptiveBN
 inference ~8% slower than BatchNormalization on the MNIST net (benchmarks/bench_adaptation.py).
-SavedModels never contain the custom op, so they load anywhere.
+Graphs traced while a SavedModel is written never contain the custom op, so exported models
+load anywhere.
 
 Both return the biased (population) variance over every axis but the last, and both carry the
 full gradient d/dx (TF's fused kernel alone gives none through its mean and variance outputs).

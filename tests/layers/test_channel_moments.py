@@ -11,6 +11,11 @@ needs_compiler = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(autouse=True)
+def _kernel_switched_on(monkeypatch):
+    monkeypatch.delenv(channel_moments.SWITCH_ENV, raising=False)
+
+
 def _op_types(fn, *args) -> set[str]:
     return {op.type for op in fn.get_concrete_function(*args).graph.get_operations()}
 
