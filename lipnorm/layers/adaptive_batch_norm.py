@@ -69,13 +69,15 @@ class AdaptiveBN(keras.layers.BatchNormalization):
         compute_dtype = keras.backend.result_type(inputs.dtype, "float32")
         x = ops.cast(inputs, compute_dtype)
         fused = self._fused_kernel_applies(x, mask)
-        batch_mean, batch_var = self._fused_moments(x) if fused else self._moments(x, mask)
+        # pfor (tf.vectorized_map) can take neither the one-pass kernel nor per-set fused normalization
+        vectorized = fused and _inside_vectorized_map()
+        batch_mean, batch_var = self._fused_moments(x, one_pass=not vectorized) if fused else self._moments(x, mask)
         if self.stats_sink is not None:
             self.stats_sink.update(self, x, batch_mean, batch_var)
         if self.prior is None:
             return super().call(inputs, training=False, mask=mask)
         mean, variance = self._blend(x, batch_mean, batch_var, compute_dtype)
-        if fused and not _inside_vectorized_map():
+        if fused and not vectorized:
             outputs = self._fused_normalize(x, mean, variance)
         else:
             outputs = ops.batch_normalization(
@@ -112,21 +114,17 @@ class AdaptiveBN(keras.layers.BatchNormalization):
         return (mask is None and rank in (2, 4) and self.axis in (-1, rank - 1)
                 and keras.backend.backend() == "tensorflow" and x.dtype == "float32")
 
-    @staticmethod
-    def _as_maps(x):
-        import tensorflow as tf
-
-        return x if len(x.shape) == 4 else tf.reshape(x, [-1, 1, 1, x.shape[-1]])
-
-    def _fused_moments(self, x):
+    def _fused_moments(self, x, one_pass: bool):
         """Batch mean and biased variance: one-pass kernel where it can run, else TF's fused kernel."""
         from lipnorm.layers.channel_moments import batch_moments
 
-        return batch_moments(x, one_pass=not _inside_vectorized_map())
+        return batch_moments(x, one_pass=one_pass)
 
     def _fused_normalize(self, x, mean, variance):
         """gamma (x - mean) / sqrt(variance + epsilon) + beta by the fused kernel in inference mode."""
         import tensorflow as tf
+
+        from lipnorm.layers.channel_moments import as_maps
 
         channels = x.shape[-1]
         kernel_epsilon = _fused_epsilon(self.epsilon)
@@ -134,7 +132,7 @@ class AdaptiveBN(keras.layers.BatchNormalization):
             variance = variance + (self.epsilon - kernel_epsilon)
         gamma = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([channels])
         beta = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([channels])
-        y = _normalize_by_fused_kernel(self._as_maps(x), mean, variance, gamma, beta, kernel_epsilon)
+        y = _normalize_by_fused_kernel(as_maps(x), mean, variance, gamma, beta, kernel_epsilon)
         return y if len(x.shape) == 4 else tf.reshape(y, tf.shape(x))
 
     def get_config(self):
@@ -177,7 +175,8 @@ def _inside_vectorized_map() -> bool:
     pfor vectorizes the fused inference kernel only for loop-invariant
     statistics; with per-set statistics it would silently fall back to a
     while_loop over the sets (2x slower ad hoc adaptation), so there the
-    normalization is elementwise. pfor traces the body under the name scope
+    normalization is elementwise; it has no converter for the one-pass
+    moments kernel either, so TF's fused kernel computes the moments. pfor traces the body under the name scope
     "loop_body"; a false positive only costs the fused kernel's speed.
     """
     import tensorflow as tf

@@ -2,7 +2,7 @@
 
 Two kernels compute them. The one-pass `ChannelMoments` kernel (channel_moments.cc) reads the
 features once; it is built with the machine's C++ compiler against the installed TensorFlow on
-first use (about 10 s) and cached, the way TF custom ops of research code (e.g. StyleGAN2's) are.
+first use (about 7 s) and cached, the way TF custom ops of research code (e.g. StyleGAN2's) are.
 Where it cannot be built or cannot run (no compiler, a GPU, XLA, a SavedModel being written,
 LIPNORM_CUSTOM_KERNELS=0), TF's fused batch-norm kernel in training mode serves instead: same
 numbers, but it reads the features twice and writes a normalized copy, which made AdaptiveBN
@@ -136,10 +136,14 @@ def _one_pass_kernel(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return _library().channel_moments(x)
 
 
+def as_maps(x: tf.Tensor) -> tf.Tensor:
+    """NHWC features as they are; dense features [n, C] as [n, 1, 1, C], the shape TF's fused kernels take."""
+    return x if len(x.shape) == 4 else tf.reshape(x, [-1, 1, 1, x.shape[-1]])
+
+
 def _fused_kernel_moments(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     channels = x.shape[-1]
-    maps = x if len(x.shape) == 4 else tf.reshape(x, [-1, 1, 1, channels])
-    _, mean, unbiased = tf.compat.v1.nn.fused_batch_norm(maps, tf.ones([channels]), tf.zeros([channels]),
+    _, mean, unbiased = tf.compat.v1.nn.fused_batch_norm(as_maps(x), tf.ones([channels]), tf.zeros([channels]),
                                                          is_training=True)
     if None in x.shape:
         count = tf.cast(tf.size(x) // channels, tf.float32)
