@@ -12,9 +12,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.timing import image_shape_for, interleaved_seconds, median_ratio, mnist_like  # noqa: E402
-from lipnorm import adaptation, convert, models  # noqa: E402
-from lipnorm.layers import NormSpec  # noqa: E402
+from benchmarks.timing import bn_model_and_images, interleaved_seconds, median_ratio  # noqa: E402
+from lipnorm import adaptation, convert  # noqa: E402
 
 BATCH, N = 100, 2000
 
@@ -24,10 +23,7 @@ def main() -> None:
     parser.add_argument("--model", default="localnorm_mnist_net")
     parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
-    shape = image_shape_for(args.model)
-    ds, info = mnist_like(N, shape=shape)
-    images = tf.concat([b for b, _ in ds.batch(BATCH)], 0)
-    model = models.build(args.model, info, NormSpec("batch"))
+    model, images = bn_model_and_images(args.model, N)
     adaptive = convert.batchnorm_to_adaptive(model, 16.0)
     plain_fn = tf.function(lambda x: model(x, training=False))
     adapt_fn = tf.function(lambda x: adaptive(x, training=False))

@@ -23,14 +23,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tensorflow as tf  # noqa: E402
 from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
 
-from benchmarks.timing import image_shape_for, mnist_like  # noqa: E402
-from lipnorm import convert, models  # noqa: E402
-from lipnorm.layers import AdaptiveBN, NormSpec  # noqa: E402
+from benchmarks.timing import bn_model_and_images  # noqa: E402
+from lipnorm import convert  # noqa: E402
+from lipnorm.layers import AdaptiveBN  # noqa: E402
 
 BATCH = 100
 
 
-def _stored_moments(layer, x):
+def _stored_moments(layer, x, one_pass):
     return tf.cast(layer.moving_mean, tf.float32), tf.cast(layer.moving_variance, tf.float32)
 
 
@@ -73,10 +73,7 @@ def main() -> None:
     parser.add_argument("--model", default="localnorm_mnist_net")
     parser.add_argument("--steps", type=int, default=30)
     args = parser.parse_args()
-    shape = image_shape_for(args.model)
-    _, info = mnist_like(BATCH, shape=shape)
-    x = tf.random.uniform([BATCH, *shape])
-    model = models.build(args.model, info, NormSpec("batch"))
+    model, x = bn_model_and_images(args.model, BATCH)
     candidates = {"plain BN": model, "AdaptiveBN(N=16)": convert.batchnorm_to_adaptive(model, 16.0)}
     original = AdaptiveBN._fused_moments
     AdaptiveBN._fused_moments = _stored_moments  # traced below, so only that model uses it

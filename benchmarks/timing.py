@@ -13,9 +13,12 @@ import statistics
 import time
 from typing import Callable, Mapping
 
+import keras
 import tensorflow as tf
 
+from lipnorm import models
 from lipnorm.data.base import DatasetInfo
+from lipnorm.layers import NormSpec
 
 
 def interleaved_seconds(
@@ -48,9 +51,15 @@ def median_ratio(samples: Mapping[str, list[float]], numerator: str, denominator
     return statistics.median(a / b for a, b in zip(samples[numerator], samples[denominator]))
 
 
-def image_shape_for(model_name: str) -> tuple[int, int, int]:
-    """28x28x1 for the MNIST networks, 32x32x3 for the CIFAR architectures."""
-    return (28, 28, 1) if "mnist" in model_name or "lipschitz" in model_name else (32, 32, 3)
+def bn_model_and_images(model_name: str, n: int) -> tuple[keras.Model, tf.Tensor]:
+    """The BatchNorm `model_name` and n random images of its input shape.
+
+    28x28x1 for the MNIST networks, 32x32x3 for the CIFAR architectures.
+    """
+    shape = (28, 28, 1) if "mnist" in model_name or "lipschitz" in model_name else (32, 32, 3)
+    ds, info = mnist_like(n, shape=shape)
+    images, _ = next(iter(ds.batch(n)))
+    return models.build(model_name, info, NormSpec("batch")), images
 
 
 def mnist_like(n: int, seed: int = 0, shape=(28, 28, 1)) -> tuple[tf.data.Dataset, DatasetInfo]:
