@@ -46,12 +46,14 @@ class AdaptiveBN(keras.layers.BatchNormalization):
     adaptation with sets of 8. Set-wise statistics come from one reshape and
     one reduction, so sets of any size cost one pass over the batch.
 
-    On the TensorFlow backend, whole-batch adaptation of float32 dense or
-    channels-last conv features takes TF's fused batch-norm kernels for the
-    batch moments and for the normalization (the latter fused with a
-    following ReLU by Grappler), with the gradient through mu_t and var_t
-    that the kernels alone drop; elsewhere it uses `keras.ops`. Both follow
-    the formula above (tested against numpy, values and gradients).
+    The moments take one pass over the features: sums of d = x - x_0 and
+    d**2, with x_0 each set's first value per channel, so float32 keeps the
+    variance of features far from zero whatever the stored mean. Everything is `keras.ops`, so the
+    gradient through mu_t and var_t (attacks and TENT on adapted models) is
+    the exact one. TF's fused batch-norm kernels were measured as an
+    alternative: no faster than this beyond run-to-run noise
+    (benchmarks/bench_adaptation.py, benchmarks/bench_tent.py), and they
+    drop the gradient through the statistics.
 
     Args:
         prior: N >= 0, or None for no adaptation. Default None.
@@ -104,43 +106,20 @@ class AdaptiveBN(keras.layers.BatchNormalization):
         channels_last = self.axis in (-1, len(x.shape) - 1)
         if not channels_last:
             x = ops.moveaxis(x, self.axis, -1)
-        if self.set_size is not None or mask is not None or not _fused_kernels_apply(x):
-            outputs = self._adapt_by_ops(x, mask, dtype)
-        else:
-            outputs = self._adapt_by_fused_kernels(x, inputs, mask, training)
+        outputs = self._adapt(x, mask, dtype)
         if not channels_last:
             outputs = ops.moveaxis(outputs, -1, self.axis)
         return ops.cast(outputs, self.compute_dtype)
 
-    def _adapt_by_fused_kernels(self, x, inputs, mask, training):
-        from lipnorm.layers import fused
-
-        if self.prior == 0 and self.epsilon >= fused.KERNEL_MIN_EPSILON:
-            # The test batch's statistics alone are BN's training-mode normalization: one fused kernel,
-            # whose registered gradient is the full one (through the batch statistics too).
-            y, mean_t, var_t = fused.batch_normalize(x, self._gamma(x), self._beta(x), self.epsilon)
-            if self._sink is not None:
-                self._sink.update(mean_t, var_t, fused.count_per_channel(x))
-            return y
-        mean_t, var_t = fused.moments(x)
-        if self._sink is not None:
-            self._sink.update(mean_t, var_t, fused.count_per_channel(x))
-        if self.prior is None:
-            return ops.cast(super().call(inputs, training=False, mask=mask), x.dtype)
-        w_source = self._source_weight(ops.shape(x)[0], x.dtype)
-        mean = w_source * ops.cast(self.moving_mean, x.dtype) + (1.0 - w_source) * mean_t
-        variance = w_source * ops.cast(self.moving_variance, x.dtype) + (1.0 - w_source) * var_t
-        return fused.normalize(x, mean, variance, self._gamma(x), self._beta(x), self.epsilon)
-
-    def _adapt_by_ops(self, x, mask, dtype):
-        """Set-wise (or masked, or non-fused) adaptation with keras.ops: y = x * a + b per set."""
+    def _adapt(self, x, mask, dtype):
+        """Adaptation per set (the whole batch is one set): y = x * a + b with a, b from the blend."""
         shape = ops.shape(x)
         channels = x.shape[-1]
         size = self.set_size or shape[0]
         sets = (ops.reshape(x, (-1, size * positions(x, "AdaptiveBN with set_size"), channels)) if self.set_size
                 else ops.reshape(x, (1, -1, channels)))
         if mask is None:
-            mean_t, var_t = ops.moments(sets, axes=[1], keepdims=True)
+            mean_t, var_t = _shifted_moments(sets)
         else:
             weights = ops.reshape(ops.cast(mask, dtype), (ops.shape(sets)[0], -1, 1))
             mean_t, var_t = _weighted_moments(sets, weights)
@@ -176,13 +155,25 @@ class AdaptiveBN(keras.layers.BatchNormalization):
         return {**super().get_config(), "prior": self.prior, "set_size": self.set_size}
 
 
+def _shifted_moments(x):
+    """Mean and biased variance over axis 1 from one pass of sums of d = x - x_0 and d**2.
+
+    Sums of d and d**2 read the features once (ops.moments reads them twice).
+    Shifting by a value of the data itself (x_0 = the first along axis 1) keeps
+    E[d**2] - E[d]**2 free of float32 cancellation when the mean is far from 0
+    (the "shifted data" algorithm for the variance). The shift
+    is a constant for the gradient: mean and variance do not depend on it.
+    """
+    shift = ops.stop_gradient(x[:, :1, :])
+    d = x - shift
+    mean_d = ops.mean(d, axis=1, keepdims=True)
+    variance = ops.maximum(ops.mean(ops.square(d), axis=1, keepdims=True) - ops.square(mean_d), 0.0)
+    return mean_d + shift, variance
+
+
 def _weighted_moments(x, weights):
     total = ops.maximum(ops.sum(weights, axis=1, keepdims=True), 1.0)
     mean = ops.sum(x * weights, axis=1, keepdims=True) / total
     variance = ops.sum(ops.square(x - mean) * weights, axis=1, keepdims=True) / total
     return mean, variance
 
-
-def _fused_kernels_apply(x) -> bool:
-    """Float32 dense or channels-last conv features on the TensorFlow backend."""
-    return keras.backend.backend() == "tensorflow" and len(x.shape) in (2, 4) and x.dtype == "float32"

@@ -67,8 +67,8 @@ def test_negative_prior_and_config():
 
 @pytest.mark.parametrize("epsilon", [1e-5, 1e-3])
 @pytest.mark.parametrize("shape", [(6, 4, 4, 3), (6, 3), (1, 1, 1, 3), (6, 2, 3)])
-def test_fused_and_generic_paths_match_numpy(shape, epsilon):
-    """2-D/4-D features take TF's fused kernel, 3-D keras.ops; epsilon below cuDNN's minimum too."""
+def test_dense_conv_and_sequence_features_match_numpy(shape, epsilon):
+    """Dense, conv and 3-D features, one image, epsilon at and above BatchNormalization's default."""
     layer = AdaptiveBN(prior=4.0, epsilon=epsilon)
     layer.build((None, *shape[1:]))
     r = np.random.default_rng(1)
@@ -85,8 +85,8 @@ def test_fused_and_generic_paths_match_numpy(shape, epsilon):
 
 @pytest.mark.parametrize("shape", [(6, 4, 4, 3), (6, 3)])
 @pytest.mark.parametrize("center,scale", [(True, True), (False, False)])
-def test_fused_path_keeps_tiny_epsilon_and_optional_gamma_beta(shape, center, scale):
-    """epsilon=1e-7 is below the fused kernel's minimum: with variances near 1e-6 it changes the output by ~2x."""
+def test_tiny_epsilon_and_optional_gamma_beta(shape, center, scale):
+    """epsilon=1e-7 (below cuDNN's minimum, which TF's fused kernels would impose) matters ~2x at variances ~1e-6."""
     layer = AdaptiveBN(prior=4.0, epsilon=1e-7, center=center, scale=scale)
     layer.build((None, *shape[1:]))
     r = np.random.default_rng(2)
@@ -105,11 +105,27 @@ def test_fused_path_keeps_tiny_epsilon_and_optional_gamma_beta(shape, center, sc
     np.testing.assert_allclose(layer(x), expected, rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.parametrize("stored_mean", [0.0, 1e4])
+@pytest.mark.parametrize("set_size", [None, 2])
+def test_variance_of_features_far_from_zero_keeps_float32_precision(set_size, stored_mean):
+    """Mean 1e4, std 1: E[x**2] - E[x]**2 in float32 would lose the variance entirely; one pass with a
+    shift keeps it, whatever the stored mean."""
+    layer = AdaptiveBN(prior=0.0, set_size=set_size, center=False, scale=False)
+    layer.build((None, 8, 8, 2))
+    layer.set_weights([np.full(2, stored_mean), np.ones(2)])
+    r = np.random.default_rng(4)
+    x = (1e4 + 30 + r.normal(0, 1, (4, 8, 8, 2))).astype("float32")
+    sets = x.astype(np.float64).reshape(-1, (set_size or 4) * 64, 2)
+    mean = sets.mean(axis=1, keepdims=True)
+    expected = ((sets - mean) / np.sqrt(sets.var(axis=1, keepdims=True) + layer.epsilon)).reshape(x.shape)
+    np.testing.assert_allclose(layer(x), expected, atol=2e-3)
+
+
 @pytest.mark.parametrize("prior", [0.0, 16.0])
 @pytest.mark.parametrize("shape", [(6, 4, 4, 3), (6, 3)])
 def test_gradients_flow_through_the_batch_statistics(prior, shape):
-    """Input gradients (attacks on adapted models) include the path through mu_t and var_t; TF's fused
-    kernels alone drop it. Reference: the formula in plain TF ops, differentiated by autodiff."""
+    """Input gradients (attacks on adapted models, TENT) include the path through mu_t and var_t.
+    Reference: the formula in plain TF ops, differentiated by autodiff."""
     import tensorflow as tf
 
     layer = AdaptiveBN(prior=prior)
