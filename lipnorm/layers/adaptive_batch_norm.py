@@ -46,14 +46,13 @@ class AdaptiveBN(keras.layers.BatchNormalization):
     adaptation with sets of 8. Set-wise statistics come from one reshape and
     one reduction, so sets of any size cost one pass over the batch.
 
-    The moments take one pass over the features: sums of d = x - x_0 and
-    d**2, with x_0 each set's first value per channel, so float32 keeps the
-    variance of features far from zero whatever the stored mean. Everything is `keras.ops`, so the
-    gradient through mu_t and var_t (attacks and TENT on adapted models) is
-    the exact one. TF's fused batch-norm kernels were measured as an
-    alternative: no faster than this beyond run-to-run noise
-    (benchmarks/bench_adaptation.py, benchmarks/bench_tent.py), and they
-    drop the gradient through the statistics.
+    The batch moments are `keras.ops.moments` (exact in float32 far from
+    zero) and the normalization y = x * a + b per set, all in `keras.ops`, so
+    the gradient through mu_t and var_t (attacks and TENT on adapted models)
+    is autodiff's. Measured and left out as no faster beyond run-to-run
+    noise (benchmarks/bench_adaptation.py, benchmarks/bench_tent.py): TF's
+    fused batch-norm kernels (with hand-written gradients) and one-pass
+    shifted sums.
 
     Args:
         prior: N >= 0, or None for no adaptation. Default None.
@@ -119,7 +118,7 @@ class AdaptiveBN(keras.layers.BatchNormalization):
         sets = (ops.reshape(x, (-1, size * positions(x, "AdaptiveBN with set_size"), channels)) if self.set_size
                 else ops.reshape(x, (1, -1, channels)))
         if mask is None:
-            mean_t, var_t = _shifted_moments(sets)
+            mean_t, var_t = ops.moments(sets, axes=[1], keepdims=True)
         else:
             weights = ops.reshape(ops.cast(mask, dtype), (ops.shape(sets)[0], -1, 1))
             mean_t, var_t = _weighted_moments(sets, weights)
@@ -153,22 +152,6 @@ class AdaptiveBN(keras.layers.BatchNormalization):
 
     def get_config(self):
         return {**super().get_config(), "prior": self.prior, "set_size": self.set_size}
-
-
-def _shifted_moments(x):
-    """Mean and biased variance over axis 1 from one pass of sums of d = x - x_0 and d**2.
-
-    Sums of d and d**2 read the features once (ops.moments reads them twice).
-    Shifting by a value of the data itself (x_0 = the first along axis 1) keeps
-    E[d**2] - E[d]**2 free of float32 cancellation when the mean is far from 0
-    (the "shifted data" algorithm for the variance). The shift
-    is a constant for the gradient: mean and variance do not depend on it.
-    """
-    shift = ops.stop_gradient(x[:, :1, :])
-    d = x - shift
-    mean_d = ops.mean(d, axis=1, keepdims=True)
-    variance = ops.maximum(ops.mean(ops.square(d), axis=1, keepdims=True) - ops.square(mean_d), 0.0)
-    return mean_d + shift, variance
 
 
 def _weighted_moments(x, weights):
