@@ -3,11 +3,12 @@
 With K groups of m images (the trained group size, stored in the layers):
 - batch: blocks of m consecutive test images, block j through group j mod K,
   as in training. A chunk of K * m images is exactly a training batch.
-- voting: each set of m images goes through every group (the set is repeated
-  K times in one call), and the K predictions are combined.
+- voting: each set of m images goes through every group (repeated K times in
+  one call of K * m images), and the K predictions are combined.
 - single: each image alone (statistics over its H, W) through one group drawn
   at random per image: one pass, with a per-image group index.
-- single_voting: each image alone through every group, combined.
+- single_voting: each image alone through every group (m images at a time),
+  combined.
 Combination: "mean" averages the K probability vectors; "majority" counts the
 K argmax votes (ties broken by the mean probability).
 Models without LocalNorm are evaluated in mode "standard" (one call per batch).
@@ -76,6 +77,27 @@ def _repeat_sets(images: tf.Tensor, set_size: int, times: int) -> tf.Tensor:
     return tf.reshape(tiled, tf.concat([[-1], tf.shape(images)[1:]], 0))
 
 
+def _through_every_group(run, images: tf.Tensor, m: int, groups: int, size: int, classes: int) -> tf.Tensor:
+    """(n, K, classes): every image through every group, normalized over sets of `size` images.
+
+    One block of m images at a time goes through the K groups, so each model
+    call holds K * m images, a training batch's worth, whatever the chunk:
+    measured 0.75 K x BATCH on the MNIST net against 1.07 K x for the whole
+    chunk repeated K times in one call, whose activations outgrow the cache.
+    """
+    n = tf.shape(images)[0]
+    blocks = tf.reshape(pad_to_blocks(images, m), tf.concat([[-1, m], tf.shape(images)[1:]], 0))
+
+    def one_block(block):
+        out = run(_repeat_sets(block, size, groups), size)  # set s through group k at rows (s, k, :)
+        out = tf.transpose(tf.reshape(out, [m // size, groups, size, classes]), [0, 2, 1, 3])
+        return tf.reshape(out, [m, groups, classes])
+
+    spec = tf.TensorSpec([m, groups, classes], tf.float32)
+    votes = tf.map_fn(one_block, blocks, fn_output_signature=spec, parallel_iterations=2)
+    return tf.reshape(votes, [-1, groups, classes])[:n]
+
+
 def make_predictor(
     model: keras.Model, mode: str = "batch", vote: str = "mean", group_size: Optional[int] = None
 ) -> Predictor:
@@ -120,23 +142,14 @@ def make_predictor(
             return run(pad_to_blocks(images, m), m)[:n]
 
         return Predictor(tf.function(fn), groups * m)
-    if mode == "voting":
+    if mode in ("voting", "single_voting"):
+        size = m if mode == "voting" else 1
+        classes = model.outputs[0].shape[-1]
 
         def fn(images, draws):
-            n = tf.shape(images)[0]
-            padded = pad_to_blocks(images, m)
-            out = run(_repeat_sets(padded, m, groups), m)  # (S * K * m, classes), block (s, k) through group k
-            out = tf.transpose(tf.reshape(out, [-1, groups, m, tf.shape(out)[-1]]), [0, 2, 1, 3])
-            return _combine(tf.reshape(out, [-1, groups, tf.shape(out)[-1]]), vote)[:n]
+            return _combine(_through_every_group(run, images, m, groups, size, classes), vote)
 
-        return Predictor(tf.function(fn), m)
-    if mode == "single_voting":
-
-        def fn(images, draws):
-            out = run(_repeat_sets(images, 1, groups), 1)  # image i through group k at i * K + k
-            return _combine(tf.reshape(out, [-1, groups, tf.shape(out)[-1]]), vote)
-
-        return Predictor(tf.function(fn), 1)
+        return Predictor(tf.function(fn), size)
 
     def single(images, draws):
         index = tf.minimum(tf.cast(draws * groups, tf.int32), groups - 1)
