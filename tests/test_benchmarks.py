@@ -35,8 +35,9 @@ def test_adaptation_benchmark_runs(script, args, expected):
 @pytest.mark.slow
 def test_corruption_benchmark_runs():
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "bench_corruptions.py"), "--sizes=32",
-                           "--images=2", "--sweep_images=0", "--eval_images=0"],
+                           "--images=2", "--sweep_images=1", "--eval_images=0"],
                           capture_output=True, text=True, cwd=ROOT, timeout=600, env={**os.environ, "PYTHONPATH": ROOT})
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("gaussian_noise", "frost", "jpeg_compression", "saturate"):
         assert re.search(rf"{name} +\d+ +\d+\.\d +\d+\.\dx", proc.stdout), proc.stdout
+    assert re.search(r"15 x 5 sweep .* imagecorruptions \d+\.\d s, ratio \d+\.\dx", proc.stdout), proc.stdout
