@@ -87,6 +87,20 @@ def assert_maps_over_tf_data(corruptions, table):
         assert [o.shape[0] for o in out] == [2, 2, 1]
 
 
+def graph_and_eager_over_batches(fn, c, atol):
+    """fn on 6 images, traced for an unknown batch (equal to eager within `atol`: Grappler may turn a
+    division into a multiplication by the reciprocal) and mapped over tf.data batches of 4; returns
+    (eager output, the mapped batches)."""
+    images = synthetic(6, 32)
+    seed = tf.constant([7, 8], tf.int32)
+    graph = tf.function(lambda x: fn(x, seed, c), input_signature=[tf.TensorSpec([None, 32, 32, 3], tf.float32)])
+    eager = fn(tf.constant(images), seed, c).numpy()
+    np.testing.assert_allclose(graph(tf.constant(images)).numpy(), eager, rtol=0, atol=atol)
+    parts = [b.numpy() for b in tf.data.Dataset.from_tensor_slices(images).batch(4).map(lambda x: fn(x, seed, c))]
+    assert [p.shape for p in parts] == [(4, 32, 32, 3), (2, 32, 32, 3)]
+    return eager, parts
+
+
 # ---------------------------------------------------------------------------- imagecorruptions
 
 

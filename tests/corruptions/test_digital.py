@@ -15,7 +15,9 @@ import tensorflow as tf
 
 from lipnorm.corruptions import digital
 from lipnorm.errors import LipnormError
-from tests.corruptions.helpers import assert_level_stats_close, levels, photo_like, synthetic, truncated
+from tests.corruptions.helpers import (
+    assert_level_stats_close, graph_and_eager_over_batches, levels, photo_like, synthetic, truncated,
+)
 
 NAMES = sorted(digital.CORRUPTIONS)
 DETERMINISTIC = ["brightness", "contrast", "jpeg_compression", "pixelate", "saturate"]
@@ -53,17 +55,7 @@ def test_contract_shape_range_and_seeds(name, channels):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_graph_with_unknown_batch_and_dataset_map(name):
-    images = synthetic(6, 32)
-    c = digital.CIFAR[name][4]
-    seed = tf.constant([7, 8], tf.int32)
-    fn = digital.CORRUPTIONS[name]
-    graph = tf.function(lambda x: fn(x, seed, c), input_signature=[tf.TensorSpec([None, 32, 32, 3], tf.float32)])
-    eager = fn(tf.constant(images), seed, c).numpy()
-    # Grappler may turn a division into a multiplication by the reciprocal: 1 ulp.
-    np.testing.assert_allclose(graph(tf.constant(images)).numpy(), eager, rtol=0, atol=2e-6)
-    ds = tf.data.Dataset.from_tensor_slices(images).batch(4).map(lambda x: fn(x, seed, c))
-    parts = [b.numpy() for b in ds]
-    assert [p.shape for p in parts] == [(4, 32, 32, 3), (2, 32, 32, 3)]
+    eager, parts = graph_and_eager_over_batches(digital.CORRUPTIONS[name], digital.CIFAR[name][4], atol=2e-6)
     if name in DETERMINISTIC:  # no randomness: a batch's images do not depend on the batch
         np.testing.assert_allclose(np.concatenate(parts), eager, rtol=0, atol=2e-6)
 

@@ -12,7 +12,9 @@ import pytest
 import tensorflow as tf
 
 from lipnorm.corruptions import noise
-from tests.corruptions.helpers import assert_level_stats_close, photo_like, synthetic, truncated
+from tests.corruptions.helpers import (
+    assert_level_stats_close, graph_and_eager_over_batches, photo_like, synthetic, truncated,
+)
 
 NAMES = sorted(noise.CORRUPTIONS)
 TABLES = {"cifar": noise.CIFAR, "imagenet": noise.IMAGENET}
@@ -42,17 +44,7 @@ def test_contract_shape_range_and_seeds(name, channels):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_graph_with_unknown_batch_and_dataset_map(name):
-    images = synthetic(6, 32)
-    c = noise.CIFAR[name][4]
-    seed = tf.constant([7, 8], tf.int32)
-    fn = noise.CORRUPTIONS[name]
-    graph = tf.function(lambda x: fn(x, seed, c), input_signature=[tf.TensorSpec([None, 32, 32, 3], tf.float32)])
-    eager = fn(tf.constant(images), seed, c).numpy()
-    # Grappler may turn a division into a multiplication by the reciprocal: 1 ulp.
-    np.testing.assert_allclose(graph(tf.constant(images)).numpy(), eager, rtol=0, atol=1e-6)
-    ds = tf.data.Dataset.from_tensor_slices(images).batch(4).map(lambda x: fn(x, seed, c))
-    parts = [b.numpy() for b in ds]
-    assert [p.shape[0] for p in parts] == [4, 2]
+    _, parts = graph_and_eager_over_batches(noise.CORRUPTIONS[name], noise.CIFAR[name][4], atol=1e-6)
     assert np.all((parts[1] >= 0) & (parts[1] <= 1))
 
 
