@@ -9,7 +9,6 @@ import textwrap
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from lipnorm.adaptation import Tent, adapt, eata_threshold, tent
 from lipnorm.errors import LipnormError

@@ -11,7 +11,7 @@ import keras
 import pytest
 
 from tests.data import fakes
-from tests.trainers.helpers import ROOT, run_cli
+from tests.trainers.helpers import run_cli
 
 TINY = ["--epochs=1", "--steps_per_epoch=2", "--eval_examples=60", "--eval_noise=agn:1", "--probe_examples=0",
         "--verbose=0"]
