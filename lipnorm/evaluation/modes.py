@@ -82,8 +82,9 @@ def _through_every_group(run, images: tf.Tensor, m: int, groups: int, size: int,
 
     One block of m images at a time goes through the K groups, so each model
     call holds K * m images, a training batch's worth, whatever the chunk:
-    measured 0.75 K x BATCH on the MNIST net against 1.07 K x for the whole
-    chunk repeated K times in one call, whose activations outgrow the cache.
+    measured 0.75-0.79 K x BATCH on the MNIST net against 1.07-1.35 K x for
+    the whole chunk repeated K times in one call, whose activations outgrow
+    the cache (benchmarks/bench_local_norm.py).
     """
     n = tf.shape(images)[0]
     blocks = tf.reshape(pad_to_blocks(images, m), tf.concat([[-1, m], tf.shape(images)[1:]], 0))

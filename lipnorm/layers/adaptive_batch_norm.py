@@ -159,4 +159,3 @@ def _weighted_moments(x, weights):
     mean = ops.sum(x * weights, axis=1, keepdims=True) / total
     variance = ops.sum(ops.square(x - mean) * weights, axis=1, keepdims=True) / total
     return mean, variance
-
