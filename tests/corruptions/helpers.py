@@ -87,6 +87,11 @@ def assert_maps_over_tf_data(corruptions, table):
         assert [o.shape[0] for o in out] == [2, 2, 1]
 
 
+def mean_change(fn, x, params, seed):
+    """mean |fn(x) - x| for each parameter in `params` (one per severity), with one seed."""
+    return [float(tf.reduce_mean(tf.abs(fn(x, tf.constant(seed), c) - x))) for c in params]
+
+
 def graph_and_eager_over_batches(fn, c, atol):
     """fn on 6 images, traced for an unknown batch (equal to eager within `atol`: Grappler may turn a
     division into a multiplication by the reciprocal) and mapped over tf.data batches of 4; returns

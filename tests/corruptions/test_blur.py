@@ -14,8 +14,8 @@ import tensorflow as tf
 
 from lipnorm.corruptions import blur
 from tests.corruptions.helpers import (  # noqa: F401 (ic is a fixture)
-    assert_contract, assert_maps_over_tf_data, assert_stats_close, ic, level_diff, mnist_digits, reference,
-    rgb_digits)
+    assert_contract, assert_maps_over_tf_data, assert_stats_close, ic, level_diff, mean_change, mnist_digits,
+    reference, rgb_digits)
 
 DETERMINISTIC = ("defocus_blur", "gaussian_blur", "zoom_blur")
 TABLES = {"cifar": blur.CIFAR, "imagenet": blur.IMAGENET}
@@ -54,7 +54,7 @@ def test_severity_grows(digits, table):
     size = 32 if table == "cifar" else 64
     x = tf.constant(rgb_digits(digits, 8, size).astype(np.float32) / 255)
     for name, fn in blur.CORRUPTIONS.items():
-        dist = [float(tf.reduce_mean(tf.abs(fn(x, tf.constant([0, 7]), c) - x))) for c in TABLES[table][name]]
+        dist = mean_change(fn, x, TABLES[table][name], [0, 7])
         if name == "glass_blur":  # the published parameters are not ordered by strength
             assert dist[4] > dist[0] and dist[2] > dist[1]
         elif name == "motion_blur" and table == "cifar":  # (6, 2) and (8, 2): the extra taps weigh ~0

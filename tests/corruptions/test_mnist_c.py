@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from lipnorm.corruptions import filters, mnist_c, weather
 from lipnorm.errors import LipnormError
-from tests.corruptions.helpers import ic, levels, mnist_digits  # noqa: F401 (ic is a fixture)
+from tests.corruptions.helpers import ic, levels, mean_change, mnist_digits  # noqa: F401 (ic is a fixture)
 
 NAMES = list(mnist_c.CORRUPTIONS)
 DETERMINISTIC = {"scale", "brightness", "stripe", "canny_edges"}
@@ -154,8 +154,7 @@ def test_severity_monotone(digits, name):
     x = tf.constant(digits[:64, ..., None], tf.float32)
     fn = mnist_c.CORRUPTIONS[name]
     levels = MONOTONE_LEVELS.get(name, [1, 2, 3, 4, 5])
-    change = [float(tf.reduce_mean(tf.abs(fn(x, tf.constant([7, 7]), LEVELS[name][k - 1]) - x)))
-              for k in levels]
+    change = mean_change(fn, x, [LEVELS[name][k - 1] for k in levels], [7, 7])
     assert all(b > a for a, b in zip(change, change[1:])), change
 
 

@@ -15,8 +15,8 @@ import tensorflow as tf
 from lipnorm.corruptions import weather
 from lipnorm.errors import LipnormError
 from tests.corruptions.helpers import (  # noqa: F401 (ic is a fixture)
-    assert_contract, assert_maps_over_tf_data, assert_stats_close, ic, level_diff, mnist_digits, reference,
-    rgb_digits)
+    assert_contract, assert_maps_over_tf_data, assert_stats_close, ic, level_diff, mean_change, mnist_digits,
+    reference, rgb_digits)
 
 TABLES = {"cifar": weather.CIFAR, "imagenet": weather.IMAGENET}
 
@@ -65,7 +65,7 @@ def test_severity_grows(digits, table):
     size = 32 if table == "cifar" else 64
     x = tf.constant(rgb_digits(digits, 8, size).astype(np.float32) / 255)
     for name, fn in weather.CORRUPTIONS.items():
-        dist = [float(tf.reduce_mean(tf.abs(fn(x, tf.constant([0, 7]), c) - x))) for c in TABLES[table][name]]
+        dist = mean_change(fn, x, TABLES[table][name], [0, 7])
         if name == "fog" or (name == "snow" and table == "cifar"):
             assert all(b > a for a, b in zip(dist, dist[1:])), (name, dist)
         else:  # the published parameters are not ordered by this distance (water vs mud, photo weights)
