@@ -194,3 +194,14 @@ def assert_stats_close(ours01, ref255, clean_u8, rel=0.05, abs_mean=0.5 / 255):
         a, b = stat(d_o), stat(d_r)
         se = np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / n)
         assert abs(a.mean() - b.mean()) <= max(rel * abs(b.mean()), floor, 3 * se), (a.mean(), b.mean(), se)
+
+
+def assert_stats_match_reference(ic, fn, name, params, u8, severities, seed, first_reference_seed):
+    """fn with the five-severity `params` on the uint8 images `u8` and seeds [seed, severity] has the
+    per-image statistics of imagecorruptions' `name` with seeds first_reference_seed, +1, ... (ImageNet
+    parameters, assert_stats_close)."""
+    x = tf.constant(u8.astype(np.float32) / 255)
+    for sev in severities:
+        ours = fn(x, tf.constant([seed, sev]), params[sev - 1]).numpy()
+        reference_seeds = range(first_reference_seed, first_reference_seed + len(u8))
+        assert_stats_close(ours, reference(ic, name, u8, sev, reference_seeds), u8)

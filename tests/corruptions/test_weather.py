@@ -15,8 +15,8 @@ import tensorflow as tf
 from lipnorm.corruptions import weather
 from lipnorm.errors import LipnormError
 from tests.corruptions.helpers import (  # noqa: F401 (ic is a fixture)
-    assert_contract, assert_maps_over_tf_data, assert_stats_close, ic, level_diff, mean_change, mnist_digits,
-    reference, rgb_digits)
+    assert_contract, assert_maps_over_tf_data, assert_stats_close, assert_stats_match_reference, ic, level_diff,
+    mean_change, mnist_digits, reference, rgb_digits)
 
 TABLES = {"cifar": weather.CIFAR, "imagenet": weather.IMAGENET}
 
@@ -184,12 +184,9 @@ def test_plasma_fractal_distribution(ic):
 
 
 def test_fog_statistics(ic, digits):
-    n = 64
-    u8 = rgb_digits(digits, n, 32, seed=9)
-    x = tf.constant(u8.astype(np.float32) / 255)
-    for sev in (1, 5):
-        ours = weather.fog(x, tf.constant([9, sev]), weather.IMAGENET["fog"][sev - 1]).numpy()
-        assert_stats_close(ours, reference(ic, "fog", u8, sev, range(400, 400 + n)), u8)
+    u8 = rgb_digits(digits, 64, 32, seed=9)
+    assert_stats_match_reference(ic, weather.fog, "fog", weather.IMAGENET["fog"], u8, (1, 5),
+                                 seed=9, first_reference_seed=400)
 
 
 # -------------------------------------------------------------------------------------------- snow
@@ -212,12 +209,9 @@ def test_snow_matches_imagecorruptions_given_noise(ic, digits):
 
 
 def test_snow_statistics(ic, digits):
-    n = 8
-    u8 = rgb_digits(digits, n, 224, seed=11)
-    x = tf.constant(u8.astype(np.float32) / 255)
-    for sev in (1, 3, 5):
-        ours = weather.snow(x, tf.constant([11, sev]), weather.IMAGENET["snow"][sev - 1]).numpy()
-        assert_stats_close(ours, reference(ic, "snow", u8, sev, range(500, 500 + n)), u8)
+    u8 = rgb_digits(digits, 8, 224, seed=11)
+    assert_stats_match_reference(ic, weather.snow, "snow", weather.IMAGENET["snow"], u8, (1, 3, 5),
+                                 seed=11, first_reference_seed=500)
 
 
 # ----------------------------------------------------------------------------------------- spatter
@@ -258,9 +252,6 @@ def test_spatter_opencv_steps():
 
 
 def test_spatter_statistics(ic, digits):
-    n = 16
-    u8 = rgb_digits(digits, n, 224, seed=14)
-    x = tf.constant(u8.astype(np.float32) / 255)
-    for sev in (3, 5):
-        ours = weather.spatter(x, tf.constant([14, sev]), weather.IMAGENET["spatter"][sev - 1]).numpy()
-        assert_stats_close(ours, reference(ic, "spatter", u8, sev, range(600, 600 + n)), u8)
+    u8 = rgb_digits(digits, 16, 224, seed=14)
+    assert_stats_match_reference(ic, weather.spatter, "spatter", weather.IMAGENET["spatter"], u8, (3, 5),
+                                 seed=14, first_reference_seed=600)
