@@ -16,6 +16,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import trainers  # noqa: E402,F401  (the app's TensorFlow settings: oneDNN on, before TF loads)
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

@@ -7,6 +7,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import trainers  # noqa: E402,F401  (the app's TensorFlow settings: oneDNN on, before TF loads)
 
 import keras  # noqa: E402
 

@@ -1,6 +1,6 @@
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import trainers  # noqa: F401  (the app's TensorFlow settings, before TF loads: tests run what users run)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

@@ -114,6 +114,5 @@ def define_help_flags() -> None:
 
 def run(argv=None) -> None:
     """Console entry point (`lipnorm`) and main.py's."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     define_help_flags()
     app.run(main, argv=argv, flags_parser=parse_flags)

@@ -66,10 +66,16 @@ def test_two_workers_train_like_one_device_and_only_the_chief_writes(tmp_path):
         "robustness.md", "robustness.png", "saved_model"]
     assert not list(tmp.glob("lipnorm-worker*")), "workers remove their temporary directories"
     # One device, the global batch of 40, the groups each replica formed (4 groups of 5): the same weights.
+    # TF runs the workers' graphs on Eigen's kernels even with oneDNN on (measured: they match a oneDNN-off
+    # single-device run to 2e-5, a oneDNN-on one to 1e-2 after these 6 steps), so the reference runs on them
+    # too, in its own process (the setting is read when TensorFlow loads).
     reference = tmp_path / "one"
-    train_and_evaluate(tiny_config(model="localnorm_mnist_net", norm="local", groups=4, group_size=5, epochs=2,
-                                   eval_noise="agn:1", eval_examples=80, probe_examples=0, optimizer="sgd",
-                                   learning_rate=0.05), str(reference))
+    script = ("import sys; from tests.trainers.helpers import tiny_config; from trainers.run import train_and_evaluate; "
+              "train_and_evaluate(tiny_config(model='localnorm_mnist_net', norm='local', groups=4, group_size=5, "
+              "epochs=2, eval_noise='agn:1', eval_examples=80, probe_examples=0, optimizer='sgd', "
+              "learning_rate=0.05), sys.argv[1])")
+    subprocess.run([sys.executable, "-c", script, str(reference)], check=True, cwd=ROOT,
+                   env={**os.environ, "PYTHONPATH": ROOT, "TF_ENABLE_ONEDNN_OPTS": "0"})
     # 6 SGD steps move weights by ~0.1; summation order across replicas leaves ~1e-3 in the first conv
     # layers (see test_distribute), another data order ~5e-2.
     for a, b in zip(_weights(reference / "model.keras"), _weights(run / "model.keras"), strict=True):
