@@ -199,8 +199,9 @@ def glass_sources(deltas: tf.Tensor, h: int, w: int, d: int) -> tf.Tensor:
     x[h', w'] into x[h, w] and leaves x[h', w'] as it was (not a swap). Sequentially, pixel p then
     holds the original value of p' = p + delta_p, unless p' was already visited (inside the region and
     later in raster order: dy > 0, or dy = 0 and dx > 0), in which case it holds what p' ended with.
-    That recursion is followed here by pointer doubling (log2(H W) gathers), which gives exactly the
-    sequential result.
+    That recursion is followed here by pointer doubling, which gives exactly the sequential result:
+    at most log2(H W) gathers, stopping once the pointers no longer move (chains are short: 4 doublings
+    for d = 2 at 224 px, none for d = 1, whose offsets never point later).
 
     deltas: int32 (batch, H, W, 2) offsets (dy, dx) for every pixel (those outside the visited region
     are ignored). Returns int32 (batch, H * W): the flat source index of every flat pixel.
@@ -220,8 +221,14 @@ def glass_sources(deltas: tf.Tensor, h: int, w: int, d: int) -> tf.Tensor:
     chain = tf.reshape(chain, [n, h * w])
     pointer = tf.where(chain, target, flat)  # follow the chain to the pixel whose value is final
     terminal = tf.where(chain, flat, target)  # an unchained pixel reads its target's original value
-    for _ in range(max(1, math.ceil(math.log2(h * w)))):
-        pointer = tf.gather(pointer, pointer, batch_dims=1)
+
+    def double(i, pointer, _):
+        ahead = tf.gather(pointer, pointer, batch_dims=1)
+        return i + 1, ahead, tf.reduce_any(ahead != pointer)
+
+    limit = max(1, math.ceil(math.log2(h * w)))
+    _, pointer, _ = tf.while_loop(lambda i, _, moving: moving & (i < limit), double,
+                                  (tf.constant(0), pointer, tf.constant(True)))
     return tf.gather(terminal, pointer, batch_dims=1)
 
 

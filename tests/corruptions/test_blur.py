@@ -173,6 +173,18 @@ def test_glass_sources_are_the_sequential_loop(h, w, d):
         np.testing.assert_array_equal(_sequential_glass_pass(ids, deltas[b], d)[..., 0].ravel(), src[b])
 
 
+def test_glass_sources_follow_long_chains():
+    # Every pixel reads its right neighbour, visited later: chains span the row (7 doublings, not 0-4).
+    h, w, d = 6, 70, 2
+    deltas = np.zeros((1, h, w, 2), np.int32)
+    deltas[..., 1] = 1
+    src = blur.glass_sources(tf.constant(deltas), h, w, d).numpy()
+    ids = np.repeat(np.arange(h * w).reshape(h, w, 1), 3, axis=2)
+    expected = _sequential_glass_pass(ids, deltas[0], d)[..., 0].ravel()
+    np.testing.assert_array_equal(src[0], expected)
+    assert expected.reshape(h, w)[3, d + 1] == 3 * w + w - d + 1, "the chain runs past the region's end"
+
+
 def _glass_deltas(seeds, size, d, iterations):
     # imagecorruptions' draws: per pass, per visited pixel (rows, then columns, descending) (dx, dy).
     out = [np.zeros((len(seeds), size, size, 2), np.int32) for _ in range(iterations)]
