@@ -143,6 +143,7 @@ _FROST_MISSING = ("frost needs the benchmark's frost photographs: pip install 'l
                   "(they ship with the imagecorruptions package)")
 
 
+@tf.autograph.experimental.do_not_convert  # plain file look-up: AutoGraph cannot read os / importlib and warns
 def frost_photo_dir() -> str:
     """The `frost/` folder of the installed imagecorruptions package, found without importing it."""
     spec = importlib.util.find_spec("imagecorruptions")

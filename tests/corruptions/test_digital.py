@@ -209,6 +209,23 @@ def test_elastic_matches_opencv_scipy_given_the_same_draws(table, shape, n):
         assert diff.max() <= 1.0 and diff.mean() <= 0.01, (c, diff.mean(), diff.max())  # measured ~3e-5
 
 
+@pytest.mark.parametrize("fold", [digital._fold_mirror, digital._fold_reflect])
+def test_compiled_bilinear_sample_is_the_op_by_op_one(fold):
+    """The XLA-compiled sampler elastic_transform runs reads the same values, far outside the image too."""
+    rng = np.random.default_rng(5)
+    images = tf.constant(rng.uniform(0, 1, (3, 17, 23, 3)), tf.float32)
+    rows = tf.constant(rng.uniform(-60, 77, (3, 17, 23)), tf.float32)
+    cols = tf.constant(rng.uniform(-60, 83, (3, 17, 23)), tf.float32)
+    plain = digital.bilinear_sample(images, rows, cols, fold).numpy()
+    np.testing.assert_allclose(digital._bilinear_sample_compiled(images, rows, cols, fold).numpy(), plain, atol=1e-6)
+    rows, cols = tf.round(rows), tf.round(cols)  # at whole positions: the folded pixel itself
+    r = fold(tf.cast(rows, tf.int32), 17).numpy()
+    c = fold(tf.cast(cols, tf.int32), 23).numpy()
+    expected = images.numpy()[np.arange(3)[:, None, None], r, c]
+    got = digital._bilinear_sample_compiled(images, rows, cols, fold).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
 def test_elastic_draws_are_uniform_in_the_reference_ranges():
     c = digital.IMAGENET["elastic_transform"][2]
     drawn = digital.elastic_draws(tf.constant(4096), 8, 9, tf.constant([1, 2]), c)
