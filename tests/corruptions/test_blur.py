@@ -163,22 +163,28 @@ def _sequential_glass_pass(img, deltas, d):
     return img
 
 
+# glass_blur runs the XLA-compiled glass_sources; both must be the sequential loop.
+SOURCES = [blur.glass_sources, blur._glass_sources_compiled]
+
+
+@pytest.mark.parametrize("sources", SOURCES, ids=["graph", "xla"])
 @pytest.mark.parametrize("h,w,d", [(12, 10, 1), (20, 17, 2), (32, 32, 4), (9, 9, 4)])
-def test_glass_sources_are_the_sequential_loop(h, w, d):
+def test_glass_sources_are_the_sequential_loop(h, w, d, sources):
     rng = np.random.default_rng(h + d)
     deltas = rng.integers(-d, d, size=(3, h, w, 2)).astype(np.int32)
-    src = blur.glass_sources(tf.constant(deltas), h, w, d).numpy()
+    src = sources(tf.constant(deltas), h, w, d).numpy()
     for b in range(3):
         ids = np.repeat(np.arange(h * w).reshape(h, w, 1), 3, axis=2)
         np.testing.assert_array_equal(_sequential_glass_pass(ids, deltas[b], d)[..., 0].ravel(), src[b])
 
 
-def test_glass_sources_follow_long_chains():
+@pytest.mark.parametrize("sources", SOURCES, ids=["graph", "xla"])
+def test_glass_sources_follow_long_chains(sources):
     # Every pixel reads its right neighbour, visited later: chains span the row (7 doublings, not 0-4).
     h, w, d = 6, 70, 2
     deltas = np.zeros((1, h, w, 2), np.int32)
     deltas[..., 1] = 1
-    src = blur.glass_sources(tf.constant(deltas), h, w, d).numpy()
+    src = sources(tf.constant(deltas), h, w, d).numpy()
     ids = np.repeat(np.arange(h * w).reshape(h, w, 1), 3, axis=2)
     expected = _sequential_glass_pass(ids, deltas[0], d)[..., 0].ravel()
     np.testing.assert_array_equal(src[0], expected)
