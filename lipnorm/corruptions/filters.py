@@ -197,18 +197,37 @@ def _matmul_filter(images: tf.Tensor, pairs: list[tuple[np.ndarray, np.ndarray]]
     return tf.transpose(out, [0, 2, 3, 1]) if c != 1 else out
 
 
+def fft_length(n: int) -> int:
+    """The smallest 2^a 3^b 5^c 7^d >= n: a length whose FFT has only small prime factors."""
+    best = 1
+    while best < n:
+        best *= 2
+    for p3 in (1, 3, 9, 27, 81, 243, 729):
+        for p5 in (1, 5, 25, 125, 625):
+            for p7 in (1, 7, 49, 343):
+                m = p3 * p5 * p7
+                if m > best:
+                    continue
+                while m < n:
+                    m *= 2
+                best = min(best, m)
+    return best
+
+
 def _fft_filter(images: tf.Tensor, kernel: np.ndarray, mode: str) -> tf.Tensor:
     # Large kernels: pad by the border rule, then one circular convolution by FFT with the flipped
-    # kernel; the circular wrap only reaches the padding, which is cropped away.
+    # kernel; the circular wrap only reaches the padding (and the zeros past it), which is cropped
+    # away. The FFT runs at a 7-smooth length: 224 px plus a 21-tap kernel is 244 = 4 x 61, and the
+    # prime 61 made that FFT 1.4-1.7x slower than one at 245.
     h, w = static_size(images, "filtering")
     kh, kw = kernel.shape
     r, s = kh // 2, kw // 2
-    hp, wp = h + 2 * r, w + 2 * s
-    flipped = np.zeros((hp, wp))
+    fh, fw = fft_length(h + 2 * r), fft_length(w + 2 * s)
+    flipped = np.zeros((fh, fw))
     flipped[:kh, :kw] = kernel[::-1, ::-1]
     spectrum = tf.constant(np.fft.rfft2(flipped).astype(np.complex64))
-    padded = tf.transpose(pad(images, r, r, s, s, mode), [0, 3, 1, 2])  # (n, C, hp, wp)
-    out = tf.signal.irfft2d(tf.signal.rfft2d(padded, fft_length=[hp, wp]) * spectrum, fft_length=[hp, wp])
+    padded = tf.transpose(pad(images, r, r, s, s, mode), [0, 3, 1, 2])  # (n, C, h + 2r, w + 2s)
+    out = tf.signal.irfft2d(tf.signal.rfft2d(padded, fft_length=[fh, fw]) * spectrum, fft_length=[fh, fw])
     return tf.transpose(out[:, :, 2 * r:2 * r + h, 2 * s:2 * s + w], [0, 2, 3, 1])
 
 

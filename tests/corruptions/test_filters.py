@@ -59,6 +59,29 @@ def test_filter2d_is_correlation_with_border(shape, mode):
     np.testing.assert_allclose(ours, ref, atol=1e-5)
 
 
+def test_fft_length_is_the_smallest_7_smooth_length():
+    def smooth(m):
+        for p in (2, 3, 5, 7):
+            while m % p == 0:
+                m //= p
+        return m == 1
+
+    for n in range(1, 1100):
+        assert filters.fft_length(n) == next(m for m in range(n, 2 * n + 1) if smooth(m)), n
+    assert filters.fft_length(244) == 245  # 224 px and defocus severity 5's 21-tap kernel
+
+
+def test_fft_filter_at_a_padded_length_is_exact():
+    # 57 + 16 = 73 is prime, the FFT runs at 75 (and 61 + 16 = 77 at 80): the zeros past the
+    # border padding must not leak into the crop.
+    rng = np.random.default_rng(2)
+    kernel = rng.normal(size=(17, 17))
+    x = _batch((2, 57, 61, 3))
+    ours = filters.filter2d(tf.constant(x), kernel, "mirror").numpy()
+    ref = ndi.correlate(x.astype(np.float64), kernel[None, :, :, None], mode="mirror")
+    np.testing.assert_allclose(ours, ref, atol=1e-5)
+
+
 def test_box_filter_and_rgb():
     x = _batch((2, 9, 11, 3))
     ours = filters.box_filter(tf.constant(x), 3).numpy()
