@@ -199,19 +199,15 @@ def _matmul_filter(images: tf.Tensor, pairs: list[tuple[np.ndarray, np.ndarray]]
 
 def fft_length(n: int) -> int:
     """The smallest 2^a 3^b 5^c 7^d >= n: a length whose FFT has only small prime factors."""
-    best = 1
-    while best < n:
-        best *= 2
-    for p3 in (1, 3, 9, 27, 81, 243, 729):
-        for p5 in (1, 5, 25, 125, 625):
-            for p7 in (1, 7, 49, 343):
-                m = p3 * p5 * p7
-                if m > best:
-                    continue
-                while m < n:
-                    m *= 2
-                best = min(best, m)
-    return best
+    m = max(int(n), 1)
+    while True:  # 7-smooth numbers are dense: a few steps for any image size
+        rest = m
+        for p in (2, 3, 5, 7):
+            while rest % p == 0:
+                rest //= p
+        if rest == 1:
+            return m
+        m += 1
 
 
 def _pad_channels_first(images: tf.Tensor, r: int, s: int, mode: str) -> tf.Tensor:

@@ -69,6 +69,7 @@ def test_fft_length_is_the_smallest_7_smooth_length():
     for n in range(1, 1100):
         assert filters.fft_length(n) == next(m for m in range(n, 2 * n + 1) if smooth(m)), n
     assert filters.fft_length(244) == 245  # 224 px and defocus severity 5's 21-tap kernel
+    assert [filters.fft_length(n) for n in (232, 2187, 4097)] == [240, 2187, 4116]  # 3^7; 2^2 3 7^3
 
 
 def test_fft_filter_at_a_padded_length_is_exact():
