@@ -338,7 +338,7 @@ def _canny_candidates(gray_u8: tf.Tensor, low: float, high: float) -> tuple[tf.T
 
 # XLA fuses the gradients and the non-maximum suppression (some twenty elementwise ops and
 # slices) into one pass: 1.5x (32 px) to 1.9x (224 px) faster Canny. The hysteresis loop stays
-# outside: compiled too, it was 2.5x slower at 224 px.
+# outside: with it compiled too, Canny took 4.5 ms instead of 1.8 ms for eight 224 px images.
 _canny_candidates_compiled = tf.function(_canny_candidates, jit_compile=True)
 
 
