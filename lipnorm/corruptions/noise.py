@@ -16,6 +16,8 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from lipnorm import philox
+
 # make_cifar_c.py (hendrycks/robustness, ImageNet-C/create_c/make_cifar_c.py), the
 # `c = [...]` list at the top of each function of the same name.
 CIFAR: dict[str, tuple[float, ...]] = {
@@ -39,10 +41,10 @@ def gaussian_noise(images: tf.Tensor, seed: tf.Tensor, c: float) -> tf.Tensor:
     """clip(x + n, 0, 1), n ~ Normal(0, c) per value.
 
     Reference: make_cifar_c.py / make_imagenet_c.py `gaussian_noise`. Exact in
-    distribution.
+    distribution (`philox.normal`'s draws).
     """
     images = tf.convert_to_tensor(images, tf.float32)
-    noise = tf.random.stateless_normal(tf.shape(images), seed, stddev=c, dtype=tf.float32)
+    noise = philox.normal(tf.shape(images), seed, c)
     return tf.clip_by_value(images + noise, 0.0, 1.0)
 
 
@@ -151,10 +153,10 @@ def speckle_noise(images: tf.Tensor, seed: tf.Tensor, c: float) -> tf.Tensor:
     """clip(x + x n, 0, 1), n ~ Normal(0, c) per value (multiplicative Gaussian noise).
 
     Reference: make_cifar_c.py / make_imagenet_c.py `speckle_noise`. Exact in
-    distribution.
+    distribution (`philox.normal`'s draws).
     """
     images = tf.convert_to_tensor(images, tf.float32)
-    noise = tf.random.stateless_normal(tf.shape(images), seed, stddev=c, dtype=tf.float32)
+    noise = philox.normal(tf.shape(images), seed, c)
     return tf.clip_by_value(images + images * noise, 0.0, 1.0)
 
 
