@@ -12,12 +12,10 @@ import math
 
 import tensorflow as tf
 
-from lipnorm import philox
-
 
 def agn(images: tf.Tensor, severity: float, seed: tf.Tensor) -> tf.Tensor:
-    """Multiplicative Gaussian noise: x * (1 + xi), xi ~ Normal(0, severity) (`philox.normal`'s draws)."""
-    xi = tf.cast(philox.normal(tf.shape(images), seed, severity), images.dtype)
+    """Multiplicative Gaussian noise: x * (1 + xi), xi ~ Normal(0, severity)."""
+    xi = tf.random.stateless_normal(tf.shape(images), seed, stddev=severity, dtype=images.dtype)
     return images * (1.0 + xi)
 
 
@@ -83,5 +81,5 @@ def mbn_pixel(images: tf.Tensor, severity: float, seed: tf.Tensor) -> tf.Tensor:
 
 
 def gaussian(images: tf.Tensor, severity: float, seed: tf.Tensor) -> tf.Tensor:
-    """Additive Gaussian noise: x + xi, xi ~ Normal(0, severity) (ImageNet-C gaussian_noise; `philox.normal`)."""
-    return images + tf.cast(philox.normal(tf.shape(images), seed, severity), images.dtype)
+    """Additive Gaussian noise: x + xi, xi ~ Normal(0, severity) (ImageNet-C gaussian_noise)."""
+    return images + tf.random.stateless_normal(tf.shape(images), seed, stddev=severity, dtype=images.dtype)
