@@ -54,3 +54,10 @@ def test_same_numbers_in_a_graph_and_a_dataset_with_unknown_batch():
     data = tf.data.Dataset.from_tensor_slices(tf.zeros([10, 6])).batch(10)
     batch = next(iter(data.map(lambda x: philox.normal(tf.shape(x), seed))))
     np.testing.assert_array_equal(batch.numpy(), eager)
+
+
+def test_same_numbers_inside_an_xla_compiled_function():
+    seed = tf.constant([5, 6])
+    compiled = tf.function(lambda x, s: philox.normal(tf.shape(x), s), jit_compile=True)
+    np.testing.assert_array_equal(compiled(tf.zeros([3, 8, 8, 3]), seed).numpy(),
+                                  philox.normal([3, 8, 8, 3], seed).numpy())
