@@ -20,7 +20,8 @@ tf.pad where it can).
 Speed on CPUs, where TF's depthwise convolution is slow for one kernel shared by
 all channels: kernels up to 3 taps per axis are sums of shifted slices, longer
 separable ones matmuls with banded matrices (measured faster than XLA-fused
-slices, too), large 2-D kernels an FFT. All are exact up to float32 rounding.
+slices, too; on long axes the band is cut into blocks, `banded_blocks`), large
+2-D kernels an FFT. All are exact up to float32 rounding.
 """
 
 from __future__ import annotations
@@ -181,17 +182,71 @@ def _slices_filter(images: tf.Tensor, kernel: np.ndarray, mode: str) -> tf.Tenso
     return tf.zeros_like(images) if out is None else out
 
 
+_BLOCK = 32  # output rows per block of a banded axis matrix (16-64 measured; 32 fastest at 224 px)
+
+
+def banded_blocks(matrix: np.ndarray, block: int = _BLOCK) -> tuple[np.ndarray, np.ndarray] | None:
+    """A banded (n, n) axis matrix cut into row blocks that each read one window of the input.
+
+    Returns (windows, weights): windows (nb, L) int32, the L = block + 2 * bandwidth contiguous
+    input rows that output rows [b * block, (b + 1) * block) read, and weights (nb, block, L)
+    float32, their entries (rows past n are zero), so matrix @ x is the first n rows of
+    weights @ x[windows]: L / n of the dense product's work. None where that does not pay
+    (L > n / 2, e.g. every kernel on 32 px axes) or where a border rule ('wrap') reads
+    outside a block's window.
+    """
+    n = matrix.shape[0]
+    rows, cols = np.nonzero(matrix)
+    bandwidth = int(np.max(np.abs(rows - cols))) if len(rows) else 0
+    length = block + 2 * bandwidth
+    if 2 * length > n:
+        return None
+    windows, weights = [], []
+    for b in range(-(-n // block)):
+        top = b * block
+        part = np.zeros((block, n), np.float32)
+        part[:min(block, n - top)] = matrix[top:top + block]
+        start = min(max(top - bandwidth, 0), n - length)
+        if np.any(part[:, :start]) or np.any(part[:, start + length:]):
+            return None
+        windows.append(np.arange(start, start + length, dtype=np.int32))
+        weights.append(part[:, start:start + length])
+    return np.stack(windows), np.stack(weights)
+
+
+def _blocked_matmul(matrix: np.ndarray, blocks: tuple[np.ndarray, np.ndarray], x: tf.Tensor) -> tf.Tensor:
+    # matrix @ x for x (n, R), one batched matmul over the row blocks of banded_blocks.
+    windows, weights = blocks
+    out = tf.matmul(tf.constant(weights, x.dtype), tf.gather(x, windows))  # (nb, block, R)
+    return tf.reshape(out, tf.stack([-1, tf.shape(x)[1]]))[:matrix.shape[0]]
+
+
 def _matmul_filter(images: tf.Tensor, pairs: list[tuple[np.ndarray, np.ndarray]], mode: str) -> tf.Tensor:
     # sum over (k_rows, k_cols) of the separable correlation, each axis a matmul with axis_matrix
     # (dense banded matrices: far faster on CPUs than TF's depthwise convolution for wide kernels).
     h, w = static_size(images, "filtering")
     c = images.shape[-1]
     n = tf.shape(images)[0]
+    rows = [axis_matrix(h, k_rows, mode) for k_rows, _ in pairs]
+    cols = [axis_matrix(w, k_cols, mode) for _, k_cols in pairs]
+    blocked = [banded_blocks(m) for m in rows + cols]
+    if all(b is not None for b in blocked):
+        # Long axes: each axis in turn leads a (axis, everything else) matrix, and its band is
+        # applied block by block (2x faster at 224 px for kernels up to 25 taps, the same values).
+        ch = tf.shape(images)[3]
+        x = tf.reshape(tf.transpose(images, [1, 0, 2, 3]), [h, -1])  # (H, B W C)
+        out = None
+        for q in range(len(pairs)):
+            y = tf.reshape(_blocked_matmul(rows[q], blocked[q], x), tf.stack([h, n, w, ch]))
+            y = tf.reshape(tf.transpose(y, [2, 1, 0, 3]), [w, -1])  # (W, B H C)
+            y = _blocked_matmul(cols[q], blocked[len(pairs) + q], y)
+            out = y if out is None else out + y
+        return tf.transpose(tf.reshape(out, tf.stack([w, n, h, ch])), [1, 2, 0, 3])
     x = tf.reshape(tf.transpose(images, [0, 3, 1, 2]) if c != 1 else images, [-1, h, w])
     out = None
-    for k_rows, k_cols in pairs:
-        y = tf.matmul(tf.constant(axis_matrix(h, k_rows, mode), images.dtype), x)
-        y = tf.matmul(tf.reshape(y, [-1, w]), tf.constant(axis_matrix(w, k_cols, mode).T, images.dtype))
+    for m_rows, m_cols in zip(rows, cols):
+        y = tf.matmul(tf.constant(m_rows, images.dtype), x)
+        y = tf.matmul(tf.reshape(y, [-1, w]), tf.constant(m_cols.T, images.dtype))
         out = y if out is None else out + y
     out = tf.reshape(out, tf.stack([n, c, h, w]) if c != 1 else tf.stack([n, h, w, 1]))
     return tf.transpose(out, [0, 2, 3, 1]) if c != 1 else out

@@ -48,6 +48,39 @@ def test_gaussian_filter_matches_scipy(mode, sigma):
     np.testing.assert_allclose(ours, ref, atol=2e-6)
 
 
+@pytest.mark.parametrize("mode", ["nearest", "reflect", "mirror", "wrap"])
+@pytest.mark.parametrize("sigma,channels", [(0.7, 3), (1.5, 1), (2.0, 3)])
+def test_gaussian_filter_on_long_axes_matches_scipy(mode, sigma, channels):
+    # 130 x 100 px: both bands are cut into blocks (130 leaves a partial last block), except
+    # under 'wrap', whose folded taps fall outside the blocks' windows (the dense path).
+    x = _batch((2, 130, 100, channels))
+    k = filters.gaussian_kernel_1d(sigma)
+    blocked = [filters.banded_blocks(filters.axis_matrix(n, k, mode)) is not None for n in (130, 100)]
+    assert blocked == ([False, False] if mode == "wrap" else [True, True])
+    ours = filters.gaussian_filter(tf.constant(x), sigma, mode).numpy()
+    ref = ndi.gaussian_filter(x.astype(np.float64), sigma=(0, sigma, sigma, 0), mode=mode, truncate=4.0)
+    np.testing.assert_allclose(ours, ref, atol=2e-6)
+
+
+def test_banded_blocks_reproduce_the_matrix_product():
+    m = filters.axis_matrix(224, filters.gaussian_kernel_1d(3.0), "nearest")
+    windows, weights = filters.banded_blocks(m)
+    assert windows.shape == (7, 32 + 2 * 12) and weights.shape == (7, 32, 32 + 2 * 12)
+    x = np.random.default_rng(3).uniform(size=(224, 5))
+    np.testing.assert_allclose(np.einsum("bkl,blr->bkr", weights, x[windows]).reshape(224, 5), m @ x, atol=1e-6)
+    # No blocks where they would not pay (a band over half the axis) or not hold ('wrap').
+    assert filters.banded_blocks(filters.axis_matrix(32, filters.gaussian_kernel_1d(1.0), "nearest")) is None
+    assert filters.banded_blocks(filters.axis_matrix(224, filters.gaussian_kernel_1d(1.0), "wrap")) is None
+
+
+def test_filter2d_low_rank_kernel_on_long_axes():
+    kernel = np.random.default_rng(4).normal(size=(7, 7))  # rank 7: seven blocked separable terms
+    x = _batch((2, 100, 96, 1))
+    ours = filters.filter2d(tf.constant(x), kernel, "mirror").numpy()
+    ref = ndi.correlate(x[..., 0].astype(np.float64), kernel[None], mode="mirror")[..., None]
+    np.testing.assert_allclose(ours, ref, atol=1e-5)
+
+
 @pytest.mark.parametrize("shape", [(3, 3), (7, 7), (5, 9), (9, 11), (21, 21)])
 @pytest.mark.parametrize("mode", ["mirror", "nearest"])
 def test_filter2d_is_correlation_with_border(shape, mode):
