@@ -307,18 +307,6 @@ def bilinear_sample(images: tf.Tensor, rows: tf.Tensor, cols: tf.Tensor,
 _bilinear_sample_compiled = tf.function(bilinear_sample, jit_compile=True)
 
 
-def gaussian_filter_matrix(n: int, sigma: float, truncate: float = 3.0) -> np.ndarray:
-    """float32 (n, n) matrix G with G @ v = scipy.ndimage.gaussian_filter1d(v, sigma, mode='reflect', truncate).
-
-    filters.axis_matrix of filters.gaussian_kernel_1d: taps that fall outside [0, n) are folded back
-    half-sample symmetrically (... b a | a b ...), repeatedly where the kernel is wider than the
-    signal (as scipy does), so any sigma works. sigma <= 1e-15 gives the identity, as in scipy.
-    """
-    if sigma <= 1e-15:
-        return np.eye(n, dtype=np.float32)
-    return filters.axis_matrix(n, filters.gaussian_kernel_1d(sigma, truncate), "reflect")
-
-
 def _affine_points(h: int, w: int) -> np.ndarray:
     """The reference's three anchor points, as OpenCV (x, y) pairs.
 
@@ -358,12 +346,11 @@ def elastic_transform_with_draws(images: tf.Tensor, shifts: tf.Tensor, noise_x: 
         return tf.clip_by_value(warped, 0.0, 1.0)
 
     # 2. Smooth random displacement fields, then 3. resample at (y + dy, x + dx).
-    g_rows = tf.constant(gaussian_filter_matrix(h, sigma), tf.float32)
-    g_cols = tf.constant(gaussian_filter_matrix(w, sigma), tf.float32)
+    kernel = filters.gaussian_kernel_1d(sigma, 3.0) if sigma > 1e-15 else np.ones(1)  # scipy: identity
 
     def smooth(noise: tf.Tensor) -> tf.Tensor:
-        noise = tf.convert_to_tensor(noise, tf.float32)
-        return tf.einsum("ij,bjk,lk->bil", g_rows, noise, g_cols) * alpha
+        noise = tf.convert_to_tensor(noise, tf.float32)[..., None]
+        return filters.separable_filter(noise, kernel, kernel, "reflect")[..., 0] * alpha
 
     dx, dy = smooth(noise_x), smooth(noise_y)
     out = _bilinear_sample_compiled(warped, ys[None] + dy, xs[None] + dx, _fold_reflect)
@@ -380,8 +367,8 @@ def elastic_transform(images: tf.Tensor, seed: tf.Tensor, c: tuple[float, float,
        the affine map through the three pairs warps the image (cv2.warpAffine, bilinear,
        BORDER_REFLECT_101);
     2. dx, dy = alpha * G_sigma * U(-1, 1) per pixel, G_sigma scipy's Gaussian filter
-       with mode 'reflect' and truncate 3 (here a matrix product per axis,
-       `gaussian_filter_matrix`);
+       with mode 'reflect' and truncate 3 (`filters.separable_filter`: a banded matrix
+       product per axis, taps wider than the image folded back as scipy does);
     3. out(y, x) = warped(y + dy, x + dx), bilinear, scipy mode 'reflect'
        (map_coordinates order=1), clipped to [0, 1].
     All channels share the displacement, so grayscale needs no conversion. Given the
