@@ -80,11 +80,16 @@ def test_two_workers_train_like_one_device_and_only_the_chief_writes(tmp_path):
               "learning_rate=0.05), sys.argv[1])")
     subprocess.run([sys.executable, "-c", script, str(reference)], check=True, cwd=ROOT,
                    env={**os.environ, **KERNELS, "PYTHONPATH": ROOT})
-    # 6 SGD steps move weights by ~0.1; the replicas' summation order leaves up to 2e-5 (Eigen on AVX2) or
-    # 5e-3 (Eigen on AVX-512; 1e-3 with oneDNN there) in the first conv layers (measured), another data
-    # order ~5e-2.
-    for a, b in zip(_weights(reference / "model.keras"), _weights(run / "model.keras"), strict=True):
-        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-2)
+    # 6 SGD steps move weights by ~0.1. The replicas' summation order leaves, element by element, up to
+    # 2e-5 (Eigen on AVX2), 5e-3 or 1.3e-2 (Eigen on two AVX-512 machines) in the first conv layers, and
+    # 3.4e-3 of the weights' norm in all (measured on the second). Groups of 10 instead of the replicas'
+    # groups of 5 left 1.7e-1 and 4.1e-2 of the norm; another data order ~5e-2 element by element.
+    a = _weights(reference / "model.keras")
+    b = _weights(run / "model.keras")
+    assert [w.shape for w in a] == [w.shape for w in b]
+    diff = np.concatenate([(y - x).ravel() for x, y in zip(a, b)])
+    norm = np.linalg.norm(np.concatenate([x.ravel() for x in a]))
+    assert np.abs(diff).max() < 4e-2 and np.linalg.norm(diff) < 1e-2 * norm, (np.abs(diff).max(), np.linalg.norm(diff) / norm)
 
 
 @pytest.mark.slow
