@@ -105,17 +105,24 @@ def plasma_fractal_from_noise(noise: list[tf.Tensor], decay: float,
     return g / tf.reduce_max(g, axis=[1, 2], keepdims=True)
 
 
+# XLA fuses the diamond-square steps (rolls, sums, interleaving: some 250 small ops at 256 px) into a
+# few passes: fog 1.2-1.35x faster at 224 px, 1.7-1.8x at 32 px. Multiply-adds contract into one
+# rounding, so a few values in 10^5 of fog's output land one uint8 level from the op-by-op result.
+# Compiled once per (decay, crop) and input shape; the draws stay in TF (XLA's would differ).
+_plasma_fractal_compiled = tf.function(plasma_fractal_from_noise, jit_compile=True)
+
+
 def plasma_fractal(n: tf.Tensor, mapsize: int, decay: float, seed: tf.Tensor,
                    crop: tuple[int, int] | None = None) -> tf.Tensor:
     """n diamond-square height maps (n, mapsize, mapsize) in [0, 1], or their top-left crop; see
-    plasma_fractal_from_noise."""
+    plasma_fractal_from_noise (XLA-compiled here)."""
     if mapsize < 2 or mapsize & (mapsize - 1):
         raise LipnormError(f"plasma_fractal needs a power-of-two map size >= 2, got {mapsize}")
     noise = []
     for k in range(mapsize.bit_length() - 1):
         shape = tf.stack([n, 1 << k, 1 << k])
         noise += [tf.random.stateless_uniform(shape, _fold(seed, 3 * k + j), -1.0, 1.0) for j in range(3)]
-    return plasma_fractal_from_noise(noise, decay, crop)
+    return _plasma_fractal_compiled(noise, float(decay), crop)
 
 
 def fog_with_map(images: tf.Tensor, plasma: tf.Tensor, a: float) -> tf.Tensor:
