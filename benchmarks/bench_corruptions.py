@@ -187,7 +187,7 @@ def main() -> None:
     parser.add_argument("--severity", type=int, default=3)
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--sweep_images", type=int, default=4)
-    parser.add_argument("--eval_images", type=int, default=256)
+    parser.add_argument("--eval_images", type=int, default=512)
     parser.add_argument("--eval_rounds", type=int, default=3)
     args = parser.parse_args()
     reference = _reference()

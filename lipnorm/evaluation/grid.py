@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 from typing import Callable, Optional, Sequence
 
@@ -95,7 +96,7 @@ def noisy_batches(
     def add_noise(block, batch):
         images, labels = batch
         if published is None:
-            images = apply_noise(images, cell, block_seed(seed, cell.stream, block), clip)
+            images = _noise_function(cell, clip)(images, block_seed(seed, cell.stream, block))
         draws = tf.random.stateless_uniform([RANDOM_BLOCK], block_seed(seed, "draws", block))
         return images, labels, draws[: tf.shape(labels)[0]]
 
@@ -106,6 +107,17 @@ def noisy_batches(
         .rebatch(batch_size)
         .prefetch(tf.data.AUTOTUNE)
     )
+
+
+@functools.lru_cache(maxsize=None)
+def _noise_function(cell: NoiseCell, clip: bool) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    """apply_noise for one cell as a tf.function: traced once per image shape, reused by every pipeline.
+
+    tf.data traces a map function again whenever a pipeline is built, and a corruption's graph is
+    hundreds of ops: tracing them again cost ~70 ms per cell, 5.4 s per evaluation of the 75
+    CIFAR-10-C cells, whatever the number of images.
+    """
+    return tf.function(lambda images, seed: apply_noise(images, cell, seed, clip))
 
 
 def accuracy(

@@ -70,3 +70,13 @@ def test_tent_rows_adapt_each_cell_from_the_source_model():
         images = np.concatenate([x.numpy() for x, _, _ in grid.noisy_batches(TEST.take(40), cell, 16, 0, True)])
         probs = adaptation.Tent(model, lr=0.05).run(images, 16)  # a fresh adapter: reset per cell
         assert row.accuracy == np.mean(np.argmax(probs, -1) == LABELS[:40]) and row.examples == 40
+
+
+def test_a_cell_is_traced_once_for_every_pipeline_and_seed():
+    # tf.data traces a map function again for every pipeline; the cell's noise function is reused.
+    cell = parse_grid("agn:0.7")[1]
+    first = [np.concatenate([x.numpy() for x, _, _ in grid.noisy_batches(TEST.take(40), cell, 8, s, True)])
+             for s in (0, 1, 0)]
+    assert grid._noise_function(cell, True).experimental_get_tracing_count() == 1
+    np.testing.assert_array_equal(first[0], first[2])
+    assert not np.array_equal(first[0], first[1])  # the seed is an argument, not part of the trace
