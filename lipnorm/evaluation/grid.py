@@ -109,7 +109,7 @@ def noisy_batches(
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=256)  # a grid's cells, reused across its evaluations; bounded for long sessions
 def _noise_function(cell: NoiseCell, clip: bool) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
     """apply_noise for one cell as a tf.function: traced once per image shape, reused by every pipeline.
 
